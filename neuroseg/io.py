@@ -19,7 +19,7 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp sibling of `path` (same suffix, so writers pick the format); rename on success."""
+    """Yield a temp sibling of `path` (same suffix: writers pick the format); renamed on exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
@@ -58,7 +58,9 @@ def read_tiff(path: Path) -> np.ndarray:
     try:
         array = tifffile.imread(path)
     except Exception as error:  # tifffile raises many types for corrupt files
-        raise ValueError(f"{path}: not a readable TIFF ({error}); re-export or remove it") from error
+        raise ValueError(
+            f"{path}: not a readable TIFF ({error}); re-export or remove it"
+        ) from error
     return np.asarray(array)
 
 
@@ -101,14 +103,14 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def to_gray(image: np.ndarray) -> np.ndarray:
-    """Gray (H, W) of the same dtype; RGB input is averaged (the lab's RGB copies are gray anyway)."""
+    """Gray (H, W) of the same dtype; RGB is averaged (the lab's RGB copies are gray anyway)."""
     if image.ndim == 2:
         return image
     return image.astype(np.float32).mean(axis=-1).round().astype(image.dtype)
 
 
 def scale_to_unit(image: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1]: uint8 divided by 255, uint16 by 65535, as both training and inference do."""
+    """float32 in [0, 1]: uint8 / 255, uint16 / 65535; training and inference share it."""
     if image.dtype == np.uint8:
         return image.astype(np.float32) / 255.0
     if image.dtype == np.uint16:
