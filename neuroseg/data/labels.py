@@ -1,0 +1,160 @@
+"""Painted label copies (JPEG, solid lab colours over the gray image) -> class masks.
+
+JPEG keeps brightness (luma) at full resolution but stores colour (chroma) at half resolution
+and blurs it, so a thin stroke's colour spreads onto its neighbours and fades in its middle.
+A pixel is therefore read with both: chroma says which paint is near, luma says whether this
+very pixel carries it (painted pixels have the paint's own luma; gray ones have the image's).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from skimage import morphology
+
+from neuroseg import io
+from neuroseg.task import AXON, BACKGROUND, NEURON
+
+# JFIF's RGB -> (Y, Cb, Cr) matrix (the one JPEG files use); chroma here is centred on 0.
+YCBCR = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32
+)
+FOOTPRINTS = {"star": morphology.star, "disk": morphology.disk, "diamond": morphology.diamond}
+CLASS_IDS = {"neurons": NEURON, "axons": AXON}
+
+
+def to_ycbcr(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 (Y in [0, 255], Cb and Cr in about [-128, 128]) of (..., 3) uint8 RGB."""
+    return rgb.astype(np.float32) @ YCBCR.T
+
+
+def paint_classes(colors: Mapping[str, Mapping[str, object]]) -> dict[str, int]:
+    """Class id (1 neuron, 2 axon) of every painted colour; errors list the valid choices."""
+    classes = {}
+    for name, spec in colors.items():
+        rgb, class_name = spec.get("rgb"), spec.get("class_name")
+        if class_name not in CLASS_IDS:
+            raise KeyError(
+                f"palette colour {name!r}: unknown class {class_name!r}; "
+                f"choose one of {sorted(CLASS_IDS)}"
+            )
+        if not isinstance(rgb, Sequence) or len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+            raise ValueError(f"palette colour {name!r}: rgb {rgb!r}; give three values in 0..255")
+        classes[name] = CLASS_IDS[class_name]
+    return classes
+
+
+def paint_match(
+    ycbcr: np.ndarray,
+    rgb: Sequence[int],
+    seed_chroma: float,
+    edge_chroma: float,
+    hue_tol: float,
+    luma_tol: float,
+    reach_px: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) bool pixels that carry paint `rgb`, and (H, W) float32 their luma error.
+
+    A pixel carries the paint if its luma is the paint's (within `luma_tol`), it holds at least
+    `edge_chroma` of the paint's chroma, and within `reach_px` some pixel holds `seed_chroma` of
+    it in the paint's hue (off-hue part at most `hue_tol` of it): colour says the paint is near,
+    brightness says it is here.
+    """
+    paint = np.asarray(rgb, np.float32) @ YCBCR.T
+    chroma = paint[1:]
+    norm2 = float(chroma @ chroma)
+    along = ycbcr[..., 1:] @ chroma / norm2  # 1.0 = the paint's full colour, 0 = gray
+    across = np.abs(ycbcr[..., 1:] @ np.array([-chroma[1], chroma[0]])) / norm2
+    luma_error = np.abs(ycbcr[..., 0] - paint[0])
+    seeds = (along >= seed_chroma) & (across <= hue_tol * along)
+    near = ndimage.binary_dilation(seeds, structure=morphology.disk(reach_px))
+    return near & (along >= edge_chroma) & (luma_error <= luma_tol), luma_error
+
+
+def close_mask(mask: np.ndarray, closing_footprint: str, closing_radius: int) -> np.ndarray:
+    """(H, W) bool closed with a `closing_footprint` of `closing_radius` px (0 leaves it)."""
+    if closing_radius == 0:
+        return mask
+    if closing_footprint not in FOOTPRINTS:
+        raise KeyError(
+            f"unknown closing_footprint {closing_footprint!r}; choose one of {sorted(FOOTPRINTS)}"
+        )
+    footprint = FOOTPRINTS[closing_footprint](closing_radius)
+    # Pad so that strokes touching the border are not eroded away from it.
+    pad = footprint.shape[0]
+    padded = np.pad(mask, pad, mode="edge")
+    return ndimage.binary_closing(padded, structure=footprint)[pad:-pad, pad:-pad]
+
+
+def mask_from_palette(
+    rgb: np.ndarray,
+    colors: Mapping[str, Mapping[str, object]],
+    seed_chroma: float,
+    edge_chroma: float,
+    hue_tol: float,
+    luma_tol: float,
+    reach_px: int,
+    closing_footprint: str,
+    closing_radius: int,
+) -> np.ndarray:
+    """(H, W) uint8 class map (0 background, 1 neuron, 2 axon) of a painted (H, W, 3) uint8 label.
+
+    Each pixel goes to the matching paint whose luma fits best; each class is then closed, and
+    neurons are laid over axons (the lab paints cells over the axons that leave them). The
+    settings live in conf/palette/ (see qlab.yaml for what each one means).
+    """
+    if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(
+            f"painted label of shape {rgb.shape} {rgb.dtype}; expected (H, W, 3) uint8"
+        )
+    classes = paint_classes(colors)
+    ycbcr = to_ycbcr(rgb)
+    best_error = np.full(rgb.shape[:2], np.inf, np.float32)
+    best_class = np.zeros(rgb.shape[:2], np.uint8)
+    for name, spec in colors.items():
+        match, error = paint_match(
+            ycbcr, spec["rgb"], seed_chroma, edge_chroma, hue_tol, luma_tol, reach_px
+        )
+        better = match & (error < best_error)
+        best_error[better] = error[better]
+        best_class[better] = classes[name]
+    out = np.full(rgb.shape[:2], BACKGROUND, np.uint8)
+    for class_id in (AXON, NEURON):  # neurons last: they win where the two overlap
+        out[close_mask(best_class == class_id, closing_footprint, closing_radius)] = class_id
+    return out
+
+
+def check_palette(palette: Mapping[str, object]) -> None:
+    """Fail on a palette whose keys are not exactly mask_from_palette's settings (typos, gaps)."""
+    wanted = set(inspect.signature(mask_from_palette).parameters) - {"rgb"}
+    if set(palette) != wanted:
+        raise KeyError(
+            f"palette keys: unknown {sorted(set(palette) - wanted)}, missing "
+            f"{sorted(wanted - set(palette))}; the keys are {sorted(wanted)}"
+        )
+    if not palette["colors"]:
+        raise ValueError("palette colors: empty; name at least one painted colour")
+
+
+def neuron_mask(rgb: np.ndarray, palette: Mapping[str, object]) -> np.ndarray:
+    """(H, W) uint8 0/1 neuron mask of a painted label (the `labels/` copies)."""
+    check_palette(palette)
+    return (mask_from_palette(rgb, **palette) == NEURON).astype(np.uint8)
+
+
+def class_mask(rgb: np.ndarray, palette: Mapping[str, object]) -> np.ndarray:
+    """(H, W) uint8 0/1/2 mask of a label with axons painted too (the `labels_axons/` copies)."""
+    check_palette(palette)
+    return mask_from_palette(rgb, **palette)
+
+
+def read_mask(path: Path, palette: Mapping[str, object], task: str) -> np.ndarray:
+    """Read a painted label and return its mask for `task` (binary 0/1 or axons 0/1/2)."""
+    readers = {"binary": neuron_mask, "axons": class_mask}
+    if task not in readers:
+        raise KeyError(f"unknown task {task!r}; choose one of {sorted(readers)}")
+    return readers[task](io.read_rgb(path), palette)
