@@ -156,3 +156,12 @@ def test_command_line_entry_point(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "wrote 7 originals" in result.stdout
     assert io.read_image(tmp_path / "raw" / "originals" / "empty" / "1.tif").dtype == np.uint16
+
+
+def test_make_dataset_refuses_a_foreign_folder(tmp_path: Path) -> None:
+    lab = tmp_path / "lab_data"
+    (lab / "originals").mkdir(parents=True)
+    (lab / "originals" / "keep.tif").write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="lab_data"):
+        make_dataset(lab, per_condition=1, height=64, width=96)
+    assert (lab / "originals" / "keep.tif").read_bytes() == b"precious"

@@ -312,8 +312,19 @@ def make_dataset(
 
     Numbers run from 1 per condition; `duplicates` extra images copy earlier ones byte for byte
     under the next free numbers (as in the lab's folders) and are listed in truth/images.csv.
-    An existing `out_dir` is replaced.
+    An earlier sample tree in `out_dir` is replaced; any other non-empty folder is refused, so a
+    mistyped path can never wipe the lab's own data.
     """
+    out_dir = Path(out_dir)
+    if (
+        out_dir.is_dir()
+        and any(out_dir.iterdir())
+        and not (out_dir / "truth" / "images.csv").is_file()
+    ):
+        raise FileExistsError(
+            f"{out_dir}: not empty and not a sample tree written by neuroseg.synth; "
+            "choose an empty or new out_dir"
+        )
     if per_condition < 1 or duplicates < 0:
         raise ValueError(f"per_condition {per_condition}, duplicates {duplicates}: need >=1, >=0")
     for condition in conditions:
@@ -327,7 +338,7 @@ def make_dataset(
 
     rows = []
     copy_rng = np.random.default_rng([seed, len(conditions), 0])
-    with io.atomic_dir(Path(out_dir)) as tmp:
+    with io.atomic_dir(out_dir) as tmp:
         for index, condition in enumerate(conditions):
             for number in range(1, per_condition + 1):
                 path = f"originals/{condition}/{number}.tif"
