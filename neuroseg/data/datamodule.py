@@ -1,0 +1,156 @@
+"""NeuroSegDataModule: the prepared tree's splits as Lightning dataloaders."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from neuroseg.data.dataset import (
+    ManifestRow,
+    TileDataset,
+    collate_padded,
+    read_manifest,
+    split_tiles,
+)
+from neuroseg.data.transforms import eval_transform, train_transform
+from neuroseg.task import get_task
+
+SPLITS = ("train", "val", "test")
+# The encoder halves the image five times, so network inputs must be multiples of 2**5.
+SIZE_MULTIPLE = 32
+
+
+class NeuroSegDataModule(pl.LightningDataModule):
+    """Train on random crops; validate, test and predict on whole tiles padded to a multiple of 32.
+
+    Arguments are the keys of conf/data/default.yaml plus `task` ("binary" or "axons").
+    `augment` holds `train_transform`'s keyword arguments (flip, brightness/contrast, noise).
+    Split membership comes from `<dir>/manifest.csv`; `manifest` exposes its rows so tiles can be
+    put back together per source image. Worker seeding is Lightning's: with
+    `seed_everything(seed, workers=True)` the Trainer adds its worker_init_fn, and augmentation
+    draws from torch's per-worker generator (see `TileDataset`).
+    """
+
+    def __init__(
+        self,
+        dir: str | Path,
+        task: str,
+        batch_size: int,
+        eval_batch_size: int,
+        crop_hw: Sequence[int],
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        cache: bool = False,
+        augment: Mapping[str, float | Sequence[float]] | None = None,
+        predict_split: str = "test",
+    ) -> None:
+        super().__init__()
+        self.data_dir = Path(dir)
+        self.task = get_task(str(task))
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size)
+        self.crop_hw = tuple(int(side) for side in crop_hw)
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        # DataLoader refuses persistent workers without workers; num_workers=0 just means "off".
+        self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
+        self.cache = bool(cache)
+        self.augment = _plain(augment or {})
+        self.predict_split = str(predict_split)
+        _check_settings(self)
+        self._manifest: list[ManifestRow] | None = None
+        self.datasets: dict[str, TileDataset] = {}
+
+    @property
+    def manifest(self) -> list[ManifestRow]:
+        """All rows of manifest.csv (every split), integer columns parsed; read once."""
+        if self._manifest is None:
+            self._manifest = read_manifest(self.data_dir)
+        return self._manifest
+
+    def manifest_rows(self, split: str) -> list[ManifestRow]:
+        """Manifest rows of one split, in the order its dataloader yields tiles."""
+        return [row for row in self.manifest if row["split"] == split]
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets `stage` needs (all when None); with `cache` tiles decode here."""
+        wanted = {
+            "fit": ("train", "val"),
+            "validate": ("val",),
+            "test": ("test",),
+            "predict": (self.predict_split,),
+        }.get(stage or "", (*SPLITS, self.predict_split))
+        for split in dict.fromkeys(wanted):
+            if split not in self.datasets:
+                self.datasets[split] = self._dataset(split)
+
+    def _dataset(self, split: str) -> TileDataset:
+        tiles = split_tiles(self.manifest, split, self.data_dir / "manifest.csv")
+        transform = (
+            train_transform(self.crop_hw, **self.augment)
+            if split == "train"
+            else eval_transform(SIZE_MULTIPLE)
+        )
+        return TileDataset(self.data_dir / split, tiles, self.task, transform, cache=self.cache)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        if split not in self.datasets:  # also usable without a Trainer calling setup()
+            self.datasets[split] = self._dataset(split)
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            collate_fn=collate_padded,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_split, self.eval_batch_size, shuffle=False)
+
+
+def _plain(augment: Mapping[str, float | Sequence[float]]) -> dict[str, float | tuple[float, ...]]:
+    """Plain floats and tuples (config lists arrive as ListConfig, which the transforms reject)."""
+    return {
+        str(key): tuple(float(v) for v in value) if isinstance(value, Sequence) else float(value)
+        for key, value in augment.items()
+    }
+
+
+def _check_settings(module: NeuroSegDataModule) -> None:
+    """Raise one ValueError listing every bad setting, named by its conf/data key."""
+    problems = []
+    if len(module.crop_hw) != 2 or any(side % SIZE_MULTIPLE for side in module.crop_hw):
+        problems.append(f"crop_hw={list(module.crop_hw)} must be two multiples of {SIZE_MULTIPLE}")
+    for key in ("batch_size", "eval_batch_size"):
+        if getattr(module, key) < 1:
+            problems.append(f"{key}={getattr(module, key)} must be at least 1")
+    if module.num_workers < 0:
+        problems.append(f"num_workers={module.num_workers} must be 0 or more")
+    known = [
+        name
+        for name, parameter in inspect.signature(train_transform).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+    unknown = sorted(set(module.augment) - set(known))
+    if unknown:
+        problems.append(f"augment keys {unknown} unknown; choose from {known}")
+    if module.predict_split not in SPLITS:
+        problems.append(f"predict_split={module.predict_split!r} must be one of {list(SPLITS)}")
+    if problems:
+        raise ValueError(f"conf/data settings: {'; '.join(problems)}")
