@@ -1,0 +1,166 @@
+"""The analyze entry point on tiny synthetic trees: files, columns, layouts and bad inputs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize
+
+from neuroseg import io
+from neuroseg.analysis.sources import find_sources
+from neuroseg.analysis.stats import STATS_COLUMNS
+from neuroseg.analyze import IMAGE_COLUMNS, SEGMENT_COLUMNS, analyze, measure_all
+from neuroseg.data.synth import make_image
+
+
+def run(output: Path, *overrides: str) -> Path:
+    """Compose the shipped analyze config with overrides and run it into `output`."""
+    with initialize(version_base="1.3", config_path="../conf"):
+        cfg = compose("analyze", overrides=[f"output={output}", *overrides])
+    return analyze(cfg)
+
+
+def columns(path: Path) -> list[str]:
+    return path.read_text().splitlines()[0].split(",")
+
+
+@pytest.mark.slow
+def test_raw_tree_end_to_end(raw_dir: Path, tmp_path: Path) -> None:
+    output = run(tmp_path / "out", f"images={raw_dir}")
+    rows = io.read_csv(output / "per_image.csv")
+    assert columns(output / "per_image.csv") == list(IMAGE_COLUMNS)
+    assert columns(output / "segments.csv") == list(SEGMENT_COLUMNS)
+    assert columns(output / "stats.csv") == list(STATS_COLUMNS)
+    truth = io.read_csv(raw_dir / "truth" / "images.csv")
+    assert len(rows) == len(truth)  # duplicates are reported, not dropped
+    assert {r["group"] for r in rows} == {"200_2", "200_4", "400_2", "400_4", "empty"}
+    copies = {t["image"].removeprefix("originals/") for t in truth if t["duplicate_of"]}
+    assert copies and {r["image"] for r in rows if r["duplicate_of"]} == copies
+    assert all("duplicate" in r["note"] for r in rows if r["duplicate_of"])
+    empty = [r for r in rows if r["group"] == "empty"]
+    assert all(r["grid_angle"] == "" and "no grid" in r["note"] for r in empty)
+    segments = io.read_csv(output / "segments.csv")
+    assert segments and all(0 <= float(s["relative_deg"]) <= 45 for s in segments)
+    tests = {r["test"] for r in io.read_csv(output / "stats.csv")}
+    assert tests == {"ks_segments", "ks_images", "ks_uniform", "rayleigh_4fold"}
+    summary = (output / "summary.txt").read_text()
+    assert "empty" in summary and "Kolmogorov-Smirnov" in summary
+    for name in ("rose_by_group", "rose_empty", "hist_200_2", "rose_400_4"):
+        assert (output / f"{name}.png").stat().st_size > 1000
+
+
+def test_predicted_masks_in_a_flat_folder(tmp_path: Path) -> None:
+    images, predicted = tmp_path / "plate", tmp_path / "pred"
+    for number in (1, 2):
+        synth = make_image(np.random.default_rng(number), 192, 256, "400_4")
+        io.write_tiff(images / f"{number}.tif", synth.image)
+        io.write_png(predicted / f"{number}_mask.png", synth.classes)
+        io.write_png(predicted / f"{number}_overlay.png", np.zeros((192, 256, 3), np.uint8))
+    output = run(tmp_path / "out", f"images={images}", f"masks={predicted}")
+    rows = io.read_csv(output / "per_image.csv")
+    assert [(r["image"], r["group"]) for r in rows] == [("1.tif", "plate"), ("2.tif", "plate")]
+    assert all(float(r["axon_length_px"]) > 0 for r in rows)
+    assert "matched no image" not in (output / "summary.txt").read_text()
+
+
+def test_predicted_masks_per_condition_folder(raw_dir: Path, tmp_path: Path) -> None:
+    masks = tmp_path / "pred"
+    for truth in (raw_dir / "truth").glob("*/*.png"):
+        (masks / truth.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(truth, masks / truth.parent.name / f"{truth.stem}_mask.png")
+    sources, unused = find_sources(raw_dir, masks)
+    assert len(sources) == len(list((raw_dir / "originals").glob("*/*.tif"))) and unused == []
+    assert all(s.mask == masks / s.group / f"{s.image.stem}_mask.png" for s in sources)
+
+
+def test_painted_labels_read_like_truth(raw_dir: Path, tmp_path: Path) -> None:
+    with initialize(version_base="1.3", config_path="../conf"):
+        cfg = compose("analyze", overrides=[f"images={raw_dir}", f"output={tmp_path}"])
+    truth, _ = find_sources(raw_dir, None)
+    painted, _ = find_sources(raw_dir, raw_dir / "labels_axons")
+    assert [s.mask.name for s in painted[:2]] == ["label_1.jpg", "label_2.jpg"]
+    for t, p in zip(measure_all(truth[:4], cfg), measure_all(painted[:4], cfg), strict=True):
+        assert t.row["image"] == p.row["image"]
+        assert p.row["axon_length_px"] == pytest.approx(t.row["axon_length_px"], rel=0.15)
+
+
+def test_prepared_split_from_prepare(prepared_dir: Path, tmp_path: Path) -> None:
+    output = run(tmp_path / "out", f"images={prepared_dir / 'test'}")
+    manifest = {r["tile"]: r["condition"] for r in io.read_csv(prepared_dir / "manifest.csv")}
+    rows = io.read_csv(output / "per_image.csv")
+    assert rows and all(manifest[Path(r["image"]).stem] == r["group"] for r in rows)
+
+
+def test_prepared_split_groups_by_manifest_column(tmp_path: Path) -> None:
+    split = tmp_path / "prepared" / "test"
+    rows = []
+    for index, condition in enumerate(("200_2", "empty", "empty")):
+        tile = f"{condition}_{index}_r0c0"
+        synth = make_image(np.random.default_rng(index), 192, 256, condition)
+        io.write_tiff(split / "images" / f"{tile}.tif", synth.image)
+        io.write_png(split / "masks_axons" / f"{tile}.png", synth.classes)
+        rows.append({"tile": tile, "split": "test", "condition": condition})
+    io.write_csv(tmp_path / "prepared" / "manifest.csv", rows, ("tile", "split", "condition"))
+    sources, _ = find_sources(split, None)
+    assert sorted(s.group for s in sources) == ["200_2", "empty", "empty"]
+    assert {s.group for s in find_sources(split, None, group_by="split")[0]} == {"test"}
+    with pytest.raises(KeyError, match="manifest.csv"):
+        run(tmp_path / "out2", f"images={split}", "group_by=plate_id")
+
+
+def test_neuron_only_masks_are_reported_in_notes(tmp_path: Path) -> None:
+    images, masks = tmp_path / "plate", tmp_path / "masks"
+    synth = make_image(np.random.default_rng(0), 192, 256, "200_4")
+    io.write_tiff(images / "1.tif", synth.image)
+    io.write_png(masks / "1.png", (synth.classes == 1).astype(np.uint8))
+    output = run(tmp_path / "out", f"images={images}", f"masks={masks}")
+    (row,) = io.read_csv(output / "per_image.csv")
+    assert "no axons in mask" in row["note"] and row["n_segments"] == "0"
+    assert "neuron-only masks?" in (output / "summary.txt").read_text()
+
+
+def test_image_without_mask_names_the_file(raw_dir: Path, tmp_path: Path) -> None:
+    masks = tmp_path / "truth"
+    shutil.copytree(raw_dir / "truth", masks)
+    (masks / "400_2" / "2.png").unlink()
+    with pytest.raises(FileNotFoundError, match="400_2/2.tif"):
+        run(tmp_path / "out", f"images={raw_dir}", f"masks={masks}")
+
+
+def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
+    images, masks = tmp_path / "plate", tmp_path / "masks"
+    images.mkdir()
+    (images / "7.tif").write_bytes(b"not a tiff")
+    io.write_png(masks / "7.png", np.zeros((64, 96), np.uint8))
+    with pytest.raises(ValueError, match="7.tif"):
+        run(tmp_path / "out", f"images={images}", f"masks={masks}")
+
+
+def test_mask_of_wrong_size_or_kind_names_the_file(tmp_path: Path) -> None:
+    images, masks = tmp_path / "plate", tmp_path / "masks"
+    io.write_tiff(images / "3.tif", np.zeros((64, 96), np.uint8))
+    io.write_png(masks / "3.png", np.zeros((64, 64), np.uint8))
+    with pytest.raises(ValueError, match="3.png"):
+        run(tmp_path / "out", f"images={images}", f"masks={masks}")
+    io.write_png(masks / "3.png", np.full((64, 96), 255, np.uint8))  # the original's 0/255 masks
+    with pytest.raises(ValueError, match="3.png: not a class-index mask"):
+        run(tmp_path / "out", f"images={images}", f"masks={masks}")
+
+
+def test_flat_masks_shared_by_two_groups_are_refused(raw_dir: Path, tmp_path: Path) -> None:
+    masks = tmp_path / "flat"
+    for truth in (raw_dir / "truth").glob("*/*.png"):
+        io.write_png(masks / f"{truth.stem}_mask.png", io.read_image(truth))
+    with pytest.raises(ValueError, match="1_mask.png: mask matches both"):
+        run(tmp_path / "out", f"images={raw_dir}", f"masks={masks}")
+
+
+def test_missing_folders_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        run(tmp_path / "out", f"images={tmp_path / 'nowhere'}")
+    io.write_tiff(tmp_path / "plate" / "1.tif", np.zeros((64, 96), np.uint8))
+    with pytest.raises(FileNotFoundError, match="no masks folder given"):
+        run(tmp_path / "out", f"images={tmp_path / 'plate'}")
