@@ -10,9 +10,10 @@ import pytest
 from hydra import compose, initialize
 
 from neuroseg import io
+from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS
-from neuroseg.analyze import IMAGE_COLUMNS, SEGMENT_COLUMNS, analyze, measure_all
+from neuroseg.analyze import analyze
 from neuroseg.data.synth import make_image
 
 
