@@ -121,13 +121,15 @@ def scale_to_unit(image: np.ndarray) -> np.ndarray:
 def write_tiff(path: Path, array: np.ndarray) -> None:
     """Write a TIFF atomically, zlib-compressed (lossless, byte-identical for identical input)."""
     with atomic_path(path) as tmp:
-        tifffile.imwrite(tmp, array, compression="zlib", metadata=None)
+        tifffile.imwrite(
+            tmp, array, compression="zlib", compressionargs={"level": 1}, metadata=None
+        )
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
     """Write an 8-bit or 16-bit gray or RGB PNG atomically (lossless: masks keep exact values)."""
     with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG")
+        Image.fromarray(np.ascontiguousarray(array)).save(tmp, format="PNG", compress_level=1)
 
 
 def write_jpeg(path: Path, array: np.ndarray, quality: int = 90) -> None:

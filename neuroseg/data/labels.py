@@ -29,7 +29,10 @@ CLASS_IDS = {"neurons": NEURON, "axons": AXON}
 
 def to_ycbcr(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) float32 (Y in [0, 255], Cb and Cr in about [-128, 128]) of (..., 3) uint8 RGB."""
-    return rgb.astype(np.float32) @ YCBCR.T
+    # Per-channel arithmetic, not `@`: a BLAS call on (H*W, 3) oversubscribes cores inside
+    # prepare's worker processes and was 30x slower there.
+    channels = [rgb[..., c].astype(np.float32) for c in range(3)]
+    return np.stack([sum(m * ch for m, ch in zip(row, channels, strict=True)) for row in YCBCR], -1)
 
 
 def paint_classes(colors: Mapping[str, Mapping[str, object]]) -> dict[str, int]:
@@ -67,8 +70,9 @@ def paint_match(
     paint = np.asarray(rgb, np.float32) @ YCBCR.T
     chroma = paint[1:]
     norm2 = float(chroma @ chroma)
-    along = ycbcr[..., 1:] @ chroma / norm2  # 1.0 = the paint's full colour, 0 = gray
-    across = np.abs(ycbcr[..., 1:] @ np.array([-chroma[1], chroma[0]])) / norm2
+    cb, cr = ycbcr[..., 1], ycbcr[..., 2]
+    along = (cb * chroma[0] + cr * chroma[1]) / norm2  # 1.0 = the paint's full colour, 0 = gray
+    across = np.abs(cr * chroma[0] - cb * chroma[1]) / norm2
     luma_error = np.abs(ycbcr[..., 0] - paint[0])
     seeds = (along >= seed_chroma) & (across <= hue_tol * along)
     near = ndimage.binary_dilation(seeds, structure=morphology.disk(reach_px))

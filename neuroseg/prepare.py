@@ -1,0 +1,35 @@
+"""Entry point: `python -m neuroseg.prepare raw_dir=... out_dir=...` (config conf/prepare.yaml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from neuroseg.data.prepare import prepare_dataset
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
+def main(cfg: DictConfig) -> None:
+    prepare(cfg)
+
+
+def prepare(cfg: DictConfig) -> dict:
+    """Prepare cfg.raw_dir into cfg.out_dir; returns the report written to report.json."""
+    return prepare_dataset(
+        raw_dir=Path(cfg.raw_dir),
+        out_dir=Path(cfg.out_dir),
+        fractions=OmegaConf.to_container(cfg.split, resolve=True),
+        seed=cfg.seed,
+        rows=cfg.tiles.rows,
+        cols=cfg.tiles.cols,
+        palette=OmegaConf.to_container(cfg.palette, resolve=True),
+        overwrite=cfg.overwrite,
+        strict=cfg.strict,
+        workers=cfg.workers,
+    )
+
+
+if __name__ == "__main__":
+    main()
