@@ -1,3 +1,3 @@
-"""neuroseg: segment neurons and axons in brightfield images of neurons on nanostructured diamond."""
+"""Segment neurons and axons in brightfield images of neurons grown on nanostructured diamond."""
 
 __version__ = "0.1.0"
