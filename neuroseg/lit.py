@@ -1,0 +1,201 @@
+"""SegmentationModule: the U-Net with its loss, metrics, optimiser and validation images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import TensorBoardLogger
+from torch.optim import Optimizer
+
+from neuroseg.losses import SegmentationLoss
+from neuroseg.metrics import SegmentationMetrics, classes_from_logits, classes_from_target
+from neuroseg.models.ternausnet import build_model
+from neuroseg.task import AXON, NEURON, get_task
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], Any]
+Batch = dict[str, Any]
+# Overlay colours (RGB in [0, 1]) as the original drew them: neurons green, axons red.
+CLASS_RGB = {NEURON: (0.0, 1.0, 0.0), AXON: (1.0, 0.0, 0.0)}
+
+
+def plain(config: Mapping | None) -> dict | None:
+    """A plain dict copy of a config section, so checkpoints hold no OmegaConf objects."""
+    if isinstance(config, DictConfig):
+        return OmegaConf.to_container(config, resolve=True)
+    return None if config is None else dict(config)
+
+
+def display_gray(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(H, W) float in [0, 1] from a normalised (3, H, W) image, stretched over its valid pixels."""
+    gray = image[0].float()
+    inside = gray[valid] if valid.any() else gray.flatten()
+    low, high = inside.min(), inside.max()
+    return ((gray - low) / (high - low).clamp_min(1e-6)).clamp(0, 1)
+
+
+def overlay(gray: torch.Tensor, classes: torch.Tensor, opacity: float = 0.5) -> torch.Tensor:
+    """(3, H, W) float in [0, 1]: gray (H, W) with each foreground class of (H, W) int tinted."""
+    rgb = gray.expand(3, *gray.shape).clone()
+    for class_id, colour in CLASS_RGB.items():
+        where = classes == class_id
+        tint = torch.tensor(colour, device=gray.device)[:, None, None]
+        rgb = torch.where(where, (1 - opacity) * rgb + opacity * tint, rgb)
+    return rgb
+
+
+def tile_panel(
+    image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor
+) -> torch.Tensor:
+    """(3, H, 3W) float in [0, 1]: input | ground-truth overlay | prediction overlay of one tile."""
+    gray = display_gray(image, valid)
+    return torch.cat(
+        [gray.expand(3, *gray.shape), overlay(gray, target), overlay(gray, pred)], dim=-1
+    )
+
+
+class SegmentationModule(pl.LightningModule):
+    """UNet11/UNet16 trained with the original's loss; scores IoU and Dice on whole tiles.
+
+    `encoder` holds build_model's keys (name, weights, offline_fallback); `task` is "binary" or
+    "axons"; `optimizer` and `scheduler` are partials awaiting the parameters and the optimiser.
+    The other arguments are conf/model/default.yaml's keys.
+    """
+
+    def __init__(
+        self,
+        encoder: Mapping[str, Any],
+        task: str,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str = "val/iou",
+        loss: Mapping[str, Any] | None = None,
+        threshold: float = 0.5,
+        channels_last: bool = False,
+        compile: bool = False,
+        image_every_n_epochs: int = 5,
+        image_count: int = 4,
+    ) -> None:
+        super().__init__()
+        encoder, loss = plain(encoder), plain(loss) or {}
+        task = str(task)
+        # The partials live in the run's Hydra snapshot; a checkpoint keeps plain values only.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        spec = get_task(task)
+        self.model = build_model(num_classes=spec.out_channels, **encoder)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if compile:
+            # In place, so state_dict keys stay `model.*` for evaluation and legacy tools.
+            self.model.compile()
+        self.loss = SegmentationLoss(task, **loss)
+        # One metric object per stage: validation inside a training epoch keeps its own counts.
+        self.train_metrics = SegmentationMetrics(task, threshold)
+        self.val_metrics = SegmentationMetrics(task, threshold)
+        self.test_metrics = SegmentationMetrics(task, threshold)
+        self.make_optimizer = optimizer
+        self.make_scheduler = scheduler
+        self.images_logged = 0
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits (N, C, H, W) of normalised images (N, 3, H, W), H and W multiples of 32."""
+        if self.hparams.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        return self.model(image)
+
+    def _metrics(self, stage: str) -> SegmentationMetrics:
+        return getattr(self, f"{stage}_metrics")
+
+    def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss, logits) of a batch; the loss is logged and the stage's metrics updated."""
+        logits = self(batch["image"])
+        loss = self.loss(logits, batch["target"], batch["valid"])
+        self._metrics(stage).update(logits.detach(), batch["target"], batch["valid"])
+        # Train loss per step on this process only (no sync per step); val/test averaged and
+        # synced once at epoch end.
+        training = stage == "train"
+        self.log(
+            f"{stage}/loss",
+            loss.detach(),
+            on_step=training,
+            on_epoch=not training,
+            prog_bar=True,
+            sync_dist=not training,
+            batch_size=batch["image"].shape[0],
+        )
+        return loss, logits
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        logits = self._step(batch, "val")[1]
+        if self._wants_images():
+            self._log_images(batch, logits)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _epoch_end(self, stage: str) -> None:
+        """Log the stage's epoch scores (computed across processes) and start afresh."""
+        metrics = self._metrics(stage)
+        self.log_dict({f"{stage}/{name}": value for name, value in metrics.compute().items()})
+        metrics.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._epoch_end("train")
+
+    def on_validation_epoch_start(self) -> None:
+        self.images_logged = 0
+
+    def on_validation_epoch_end(self) -> None:
+        self._epoch_end("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._epoch_end("test")
+
+    def _tensorboard(self) -> TensorBoardLogger | None:
+        """The run's TensorBoard logger, if one is configured."""
+        return next((lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)), None)
+
+    def _wants_images(self) -> bool:
+        """True on rank zero, every `image_every_n_epochs`, until `image_count` tiles are logged."""
+        every = self.hparams.image_every_n_epochs
+        return (
+            every > 0
+            and self.current_epoch % every == 0
+            and not self.trainer.sanity_checking
+            and self.trainer.is_global_zero
+            and self.images_logged < self.hparams.image_count
+            and self._tensorboard() is not None
+        )
+
+    def _log_images(self, batch: Batch, logits: torch.Tensor) -> None:
+        """Add input | truth | prediction panels of this batch's first tiles to TensorBoard."""
+        writer = self._tensorboard().experiment
+        pred = classes_from_logits(logits, self.hparams.threshold)
+        target = classes_from_target(batch["target"])
+        count = min(len(pred), self.hparams.image_count - self.images_logged)
+        for index in range(count):
+            panel = tile_panel(
+                batch["image"][index], target[index], pred[index], batch["valid"][index]
+            )
+            tag = f"val_tiles/{batch['tile'][index]}"
+            writer.add_image(tag, panel.cpu(), global_step=self.global_step, dataformats="CHW")
+        self.images_logged += count
+
+    def configure_optimizers(self) -> Optimizer | dict[str, Any]:
+        """The configured optimiser, and its scheduler stepped once per epoch if one is set."""
+        optimizer = self.make_optimizer(self.parameters())
+        if self.make_scheduler is None:
+            return optimizer
+        scheduler = {
+            "scheduler": self.make_scheduler(optimizer),
+            "interval": "epoch",
+            "monitor": self.hparams.scheduler_monitor,
+        }
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,92 @@
+"""Train a U-Net and test its best checkpoint: python -m neuroseg.train encoder=vgg16 task=axons."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from neuroseg.data.datamodule import NeuroSegDataModule
+from neuroseg.demo import ensure_sample
+from neuroseg.lit import SegmentationModule
+
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg).get(cfg.get("optimized_metric"))
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then test the best checkpoint; returns the logged metrics for sweeps and tests."""
+    if cfg.get("sample"):
+        ensure_sample(**OmegaConf.to_container(cfg.sample, resolve=True))
+    pl.seed_everything(cfg.seed, workers=True)
+    datamodule = NeuroSegDataModule(**cfg.data, task=cfg.task.name)
+    model = SegmentationModule(
+        encoder=cfg.encoder,
+        task=cfg.task.name,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        **cfg.model,
+    )
+    callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_path(cfg.get("ckpt_path"), trainer))
+    metrics = dict(trainer.callback_metrics)
+    if cfg.get("test"):
+        trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint(trainer))
+        metrics.update(trainer.callback_metrics)
+    report(trainer)
+    return {name: float(value) for name, value in metrics.items()}
+
+
+def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
+    """The checkpoint to resume from: a path, or `last` = this run's checkpoints/last.ckpt."""
+    if ckpt_path is None:
+        return None
+    if ckpt_path == "last":
+        folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+        path = Path(folder or trainer.default_root_dir) / "last.ckpt"
+        hint = (
+            "give hydra.run.dir=<the run's folder> to continue a run, or ckpt_path=<a .ckpt file>"
+        )
+    else:
+        path = Path(ckpt_path)
+        hint = "give the path of a .ckpt file written by train (its run's checkpoints/ folder)"
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} does not exist; {hint}")
+    return str(path)
+
+
+def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    """The best checkpoint's path, or None to test the current weights (fast_dev_run saves none)."""
+    path = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    return path or None
+
+
+@rank_zero_only
+def report(trainer: pl.Trainer) -> None:
+    """Say where the run's logs and best checkpoint are."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            log.info(f"TensorBoard logs: {logger.log_dir} (tensorboard --logdir {logger.log_dir})")
+        elif getattr(logger, "log_dir", None):
+            log.info(f"{type(logger).__name__} logs: {logger.log_dir}")
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.best_model_path:
+        score = callback.best_model_score
+        scored = "" if score is None else f" ({callback.monitor}={float(score):.4f})"
+        log.info(f"best checkpoint: {callback.best_model_path}{scored}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""The train entry point on the tiny prepared fixture: compose, fit, test, resume, sweep, DDP."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from neuroseg.demo import ensure_sample
+from neuroseg.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+# Tiny and fast: random weights, small crops, no loader workers.
+FAST = ["encoder.weights=null", "data.crop_hw=[64,96]", "data.batch_size=2", "data.num_workers=0"]
+# A real (not fast_dev_run) fit of a few batches, so checkpoints and logs are written.
+SHORT = [
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+    "trainer=cpu",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """The shipped train config with `overrides`, as `python -m neuroseg.train` would see it."""
+    with initialize(version_base="1.3", config_path="../conf"):
+        return compose("train", overrides=overrides)
+
+
+@pytest.mark.parametrize("encoder", ["vgg11", "vgg16"])
+@pytest.mark.parametrize("task", ["binary", "axons"])
+@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp"])
+def test_every_encoder_task_and_trainer_composes(
+    encoder: str, task: str, trainer: str, tmp_path: Path
+) -> None:
+    cfg = compose_train(
+        [f"encoder={encoder}", f"task={task}", f"trainer={trainer}", f"paths.output_dir={tmp_path}"]
+    )
+    OmegaConf.resolve(cfg)
+    assert cfg.encoder.name == encoder and cfg.task.name == task
+    assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
+    assert cfg.trainer.precision == ("bf16-mixed" if trainer in ("gpu", "ddp") else "32-true")
+    assert cfg.get("trainer").get("strategy", "auto") == ("ddp" if trainer == "ddp" else "auto")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["optimizer=adamw", "scheduler=cosine"],
+        ["optimizer=sgd", "scheduler=plateau"],
+        ["logger=[tensorboard,csv]", "callbacks=early_stopping"],
+        ["experiment=demo", "debug=fdr"],
+        ["hparams_search=lr_alpha"],
+    ],
+)
+def test_options_instantiate(overrides: list[str], tmp_path: Path) -> None:
+    cfg = compose_train([*overrides, f"paths.output_dir={tmp_path}"])
+    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
+    if cfg.get("scheduler"):
+        instantiate(cfg.scheduler)(optimizer)
+    callbacks = [instantiate(node) for node in cfg.callbacks.values()]
+    loggers = [instantiate(node) for node in cfg.logger.values()]
+    assert callbacks and loggers
+
+
+def test_slurm_launcher_follows_the_trainer() -> None:
+    with initialize(version_base="1.3", config_path="../conf"):
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.devices=2"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 2 and launcher.nodes == 1
+
+
+def test_demo_experiment_settings(tmp_path: Path) -> None:
+    cfg = compose_train(["experiment=demo", f"paths.output_dir={tmp_path}"])
+    assert cfg.encoder.name == "vgg11" and cfg.task.name == "binary"
+    assert cfg.encoder.offline_fallback is True and cfg.trainer.accelerator == "cpu"
+    assert cfg.data.dir == cfg.sample.prepared_dir == "data/sample/prepared"
+    assert compose_train([]).encoder.offline_fallback is False
+
+
+@pytest.mark.parametrize(
+    ("encoder", "task"), [("vgg11", "binary"), ("vgg11", "axons"), ("vgg16", "axons")]
+)
+def test_fast_dev_run(encoder: str, task: str, prepared_dir: Path, tmp_path: Path) -> None:
+    cfg = compose_train(
+        [*FAST, f"encoder={encoder}", f"task={task}", f"data.dir={prepared_dir}", "debug=fdr"]
+        + [f"paths.output_dir={tmp_path}"]
+    )
+    metrics = train(cfg)
+    assert math.isfinite(metrics["train/loss"]) and math.isfinite(metrics["val/loss"])
+    names = ["iou", "iou_neurons", "dice", "dice_neurons"]
+    names += ["iou_axons", "dice_axons"] if task == "axons" else []
+    for stage in ("val", "test"):
+        for name in names:
+            assert 0.0 <= metrics[f"{stage}/{name}"] <= 1.0
+    assert ("test/iou_axons" in metrics) == (task == "axons")
+
+
+def read_events(folder: Path) -> EventAccumulator:
+    events = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+def test_fit_logs_checkpoints_and_resumes(prepared_dir: Path, tmp_path: Path) -> None:
+    common = [*FAST, *SHORT, f"data.dir={prepared_dir}", f"paths.output_dir={tmp_path}"]
+    common += ["model.image_every_n_epochs=1", "model.image_count=2"]
+    metrics = train(compose_train([*common, "trainer.max_epochs=2"]))
+    assert 0.0 <= metrics["val/iou"] <= 1.0 and 0.0 <= metrics["test/iou"] <= 1.0
+
+    checkpoints = tmp_path / "checkpoints"
+    best = [path for path in checkpoints.glob("epoch*-iou*.ckpt")]
+    assert len(best) == 1 and (checkpoints / "last.ckpt").is_file()
+    saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    hparams = saved["hyper_parameters"]
+    assert hparams["encoder"] == {"name": "vgg11", "weights": None, "offline_fallback": False}
+    assert hparams["task"] == "binary" and hparams["threshold"] == 0.5
+    assert "model.encoder.0.weight" in saved["state_dict"]
+    assert saved["epoch"] == 1 and saved["global_step"] == 4
+
+    events = read_events(tmp_path / "tensorboard" / "version_0")
+    scalars = events.Tags()["scalars"]
+    for name in ("train/loss", "train/iou", "val/loss", "val/iou", "val/dice_neurons", "test/iou"):
+        assert name in scalars, name
+    images = events.Tags()["images"]
+    assert len(images) == 2 and all(tag.startswith("val_tiles/") for tag in images)
+    assert len(events.Images(images[0])) == 2  # one per epoch
+    # input | truth | prediction side by side: three tiles wide
+    first = events.Images(images[0])[0]
+    assert first.width == 3 * 128 and first.height == 96
+
+    # Resume in the same run folder: one more epoch, Adam's step count carried over.
+    train(compose_train([*common, "trainer.max_epochs=3", "ckpt_path=last", "test=false"]))
+    resumed = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
+    assert resumed["epoch"] == 2 and resumed["global_step"] == 6
+    adam_state = resumed["optimizer_states"][0]["state"][0]
+    assert int(adam_state["step"]) == 6
+    assert (tmp_path / "tensorboard" / "version_1").is_dir()
+
+
+def test_missing_checkpoint_names_the_file(prepared_dir: Path, tmp_path: Path) -> None:
+    base = [*FAST, "debug=fdr", f"data.dir={prepared_dir}", f"paths.output_dir={tmp_path}"]
+    with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
+        train(compose_train([*base, f"ckpt_path={tmp_path}/nowhere.ckpt"]))
+    with pytest.raises(FileNotFoundError, match="last.ckpt"):
+        train(compose_train([*base, "ckpt_path=last"]))
+
+
+def test_ensure_sample_makes_once_then_reuses(tmp_path: Path) -> None:
+    cfg = compose_train(["experiment=demo", f"paths.data_dir={tmp_path}"])
+    sample = OmegaConf.to_container(cfg.sample, resolve=True)
+    sample["synth"].update(per_condition=1, height=64, width=96)
+    sample["prepare"]["fractions"] = {"train": 0.6, "val": 0.2, "test": 0.2}
+    prepared = ensure_sample(**sample)
+    assert prepared == tmp_path / "sample" / "prepared"
+    manifest = prepared / "manifest.csv"
+    stamp = manifest.stat().st_mtime_ns
+    assert ensure_sample(**sample) == prepared and manifest.stat().st_mtime_ns == stamp
+    assert sorted(path.name for path in prepared.iterdir() if path.is_dir()) == [
+        "test",
+        "train",
+        "val",
+    ]
+
+
+def run_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "neuroseg.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_multirun_makes_one_folder_per_job(prepared_dir: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", "task=binary,axons", *FAST, *SHORT, "trainer.max_epochs=1"]
+    args += [f"data.dir={prepared_dir}", f"hydra.sweep.dir={sweep}"]
+    result = run_train(args, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in ("0", "1"):
+        assert (sweep / job / ".hydra" / "config.yaml").is_file()
+        assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
+        assert list((sweep / job / "tensorboard").glob("version_0/events.out.tfevents.*"))
+    assert OmegaConf.load(sweep / "1" / ".hydra" / "config.yaml").task.name == "axons"
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes(prepared_dir: Path, tmp_path: Path) -> None:
+    args = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    args += ["trainer.precision=32-true", "debug=fdr", *FAST, f"data.dir={prepared_dir}"]
+    args += [f"hydra.run.dir={tmp_path}/run"]
+    result = run_train(args, cwd=REPO)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "distributed_backend=gloo" in output and "All distributed processes registered" in output
+    assert "test/iou" in output
