@@ -1,0 +1,172 @@
+"""Wall time of real training epochs through `neuroseg.train.train(cfg)`, and fp32 vs bf16 quality.
+
+Run from the repo root:
+  python -m benchmarks.epoch                  # 2 epochs + validation, sample data, CPU config
+  python -m benchmarks.epoch --quality        # fp32 vs bf16-mixed+channels_last, same seeds
+  python -m benchmarks.epoch --gpu-full       # CUDA: 100 UNet11 epochs at the lab's resolution
+Writes benchmarks/results/epoch.json, precision_quality.json (--quality), epoch_gpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.common import (
+    H100_BF16_DENSE_FLOPS,
+    EpochClock,
+    format_table,
+    machine_info,
+    model_flops,
+    write_results,
+)
+from neuroseg.demo import ensure_sample
+from neuroseg.models.ternausnet import UNet11
+from neuroseg.train import train
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+# What each compared setting overrides; everything else is the shipped config.
+PRECISIONS = {
+    "fp32": ["trainer.precision=32-true", "model.channels_last=false"],
+    "bf16_cl": ["trainer.precision=bf16-mixed", "model.channels_last=true"],
+}
+CLOCK = f"+callbacks.epoch_clock._target_={EpochClock.__module__}.EpochClock"
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """The shipped train config with `overrides`, as `python -m neuroseg.train` would see it."""
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose("train", overrides=overrides)
+
+
+def sample_overrides(work_dir: Path, per_condition: int, epochs: int, seed: int) -> list[str]:
+    """experiment=demo on a sample of `per_condition` 384x512 images per condition, no test."""
+    return [
+        "experiment=demo",
+        f"paths.data_dir={work_dir / 'data'}",
+        f"sample.synth.per_condition={per_condition}",
+        "encoder.weights=null",  # no download attempt; both precisions start from the same init
+        f"trainer.max_epochs={epochs}",
+        f"seed={seed}",
+        "test=false",
+        CLOCK,
+    ]
+
+
+def timed_train(overrides: list[str], run_dir: Path) -> dict[str, object]:
+    """Run train(cfg); its per-epoch clock records, fit wall time and returned metrics."""
+    cfg = compose_train([*overrides, f"paths.output_dir={run_dir}"])
+    EpochClock.history.clear()
+    start = time.perf_counter()
+    metrics = train(cfg)
+    elapsed = time.perf_counter() - start
+    epochs = [dict(record) for record in EpochClock.history]
+    return {"wall_s": elapsed, "epochs": epochs, "val_iou": metrics.get("val/iou")}
+
+
+def sample_epochs(work_dir: Path, per_condition: int, epochs: int) -> list[dict[str, object]]:
+    """One run per precision on the sample data; epoch 0 includes one-off warm-up work."""
+    runs = []
+    for name, extra in PRECISIONS.items():
+        overrides = [*sample_overrides(work_dir, per_condition, epochs, seed=0), *extra]
+        run = timed_train(overrides, work_dir / "runs" / f"epoch_{name}")
+        runs.append({"precision": name, "overrides": overrides, **run})
+        last = run["epochs"][-1]
+        print(name, f"epoch {last['total_s']:.1f} s (train {last['train_s']:.1f} s)", flush=True)
+    return runs
+
+
+def quality(work_dir: Path, per_condition: int, epochs: int, seeds: list[int]) -> dict[str, object]:
+    """val/iou of fp32 and bf16-mixed+channels_last runs with identical seeds and data."""
+    rows = []
+    for seed in seeds:
+        for name, extra in PRECISIONS.items():
+            overrides = [*sample_overrides(work_dir, per_condition, epochs, seed), *extra]
+            run = timed_train(overrides, work_dir / "runs" / f"quality_{name}_{seed}")
+            best = max((e["val_iou"] or 0.0) for e in run["epochs"])
+            rows.append({"precision": name, "seed": seed, "final_val_iou": run["val_iou"]})
+            rows[-1] |= {"best_val_iou": best, "wall_s": run["wall_s"], "epochs": run["epochs"]}
+            print(format_table(rows[-1:], ["precision", "seed", "final_val_iou", "best_val_iou"]))
+    mean = {
+        name: statistics.mean(r["final_val_iou"] for r in rows if r["precision"] == name)
+        for name in PRECISIONS
+    }
+    return {"epochs": epochs, "per_condition": per_condition, "runs": rows, "mean_val_iou": mean}
+
+
+def gpu_full(work_dir: Path, per_condition: int, epochs: int, workers: int) -> dict[str, object]:
+    """UNet11, 2x2 tiles of 768x1024 from 1536x2048 sources, random 512x768 crops, bf16 + NHWC.
+
+    Reports training images/s (validation excluded) and the fraction of the H100/H200 dense
+    bf16 peak that the counted FLOPs of those steps reach.
+    """
+    raw, prepared = work_dir / "full" / "raw", work_dir / "full" / "prepared"
+    synth = {"per_condition": per_condition, "seed": 0, "duplicates": 0}
+    palette = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "palette" / "qlab.yaml"))
+    split = {"train": 0.7, "val": 0.1, "test": 0.2}
+    prepare = {"fractions": split, "seed": 42, "rows": 2, "cols": 2, "palette": palette}
+    ensure_sample(raw, prepared, synth, prepare | {"workers": workers})
+    overrides = [
+        f"data.dir={prepared}",
+        "encoder.weights=null",
+        "trainer=gpu",
+        "model.channels_last=true",
+        f"data.num_workers={workers}",
+        "data.cache=true",
+        f"trainer.max_epochs={epochs}",
+        "test=false",
+        CLOCK,
+    ]
+    run = timed_train(overrides, work_dir / "runs" / "gpu_full")
+    train_tiles = sum(1 for _ in (prepared / "train" / "images").iterdir())
+    train_s = sum(e["train_s"] for e in run["epochs"][1:])  # epoch 0 holds cuDNN autotuning
+    images_per_s = train_tiles * (len(run["epochs"]) - 1) / train_s
+    step_flops = model_flops(UNet11(1), (1, 3, 512, 768))["train_step"]
+    achieved = images_per_s * step_flops
+    return {
+        "device": torch.cuda.get_device_name(0),
+        "train_tiles": train_tiles,
+        "images_per_s": images_per_s,
+        "achieved_tflops_per_s": achieved / 1e12,
+        "of_bf16_peak": achieved / H100_BF16_DENSE_FLOPS,
+        "overrides": overrides,
+        **run,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", type=Path, default=Path("outputs/benchmarks"))
+    parser.add_argument("--per-condition", type=int, default=3, help="sample images/condition")
+    parser.add_argument("--epochs", type=int, default=None, help="default 2 (10 for --quality)")
+    parser.add_argument("--quality", action="store_true", help="fp32 vs bf16 val/iou")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--gpu-full", action="store_true", help="the 100-epoch CUDA run")
+    parser.add_argument("--workers", type=int, default=8, help="--gpu-full DataLoader workers")
+    parser.add_argument("--out", default=None, help="results/<out>.json; default by mode")
+    args = parser.parse_args()
+    payload: dict[str, object] = {"machine": machine_info(), "settings": vars(args) | {}}
+    payload["settings"]["work_dir"] = str(args.work_dir)
+    if args.quality:
+        result = quality(args.work_dir, args.per_condition, args.epochs or 10, args.seeds)
+        print("mean val/iou", result["mean_val_iou"])
+        print("wrote", write_results(args.out or "precision_quality", payload | result))
+    elif args.gpu_full:
+        if not torch.cuda.is_available():
+            raise SystemExit("--gpu-full needs a CUDA device; none is visible")
+        full = gpu_full(args.work_dir, 8, args.epochs or 100, args.workers)
+        print(format_table([full], ["device", "images_per_s", "of_bf16_peak"]))
+        print("wrote", write_results(args.out or "epoch_gpu", payload | {"gpu_full": full}))
+    else:
+        runs = sample_epochs(args.work_dir, args.per_condition, args.epochs or 2)
+        print("wrote", write_results(args.out or "epoch", payload | {"sample": runs}))
+
+
+if __name__ == "__main__":
+    main()
