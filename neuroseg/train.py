@@ -15,6 +15,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
 from neuroseg.lit import SegmentationModule
+from neuroseg.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    precision = resolve_precision(cfg.trainer.accelerator, cfg.trainer.precision)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
+    )
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume_path(cfg.get("ckpt_path"), trainer))
     metrics = dict(trainer.callback_metrics)
     if cfg.get("test"):
@@ -50,12 +54,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
-    """The checkpoint to resume from: a path, or `last` = this run's checkpoints/last.ckpt."""
+    """The checkpoint to resume from: a path, `last` = this run's checkpoints/last.ckpt, or `auto`
+    = last.ckpt when it exists, else a fresh start (a requeued cluster job restarting itself)."""
     if ckpt_path is None:
         return None
-    if ckpt_path == "last":
+    if ckpt_path in ("last", "auto"):
         folder = getattr(trainer.checkpoint_callback, "dirpath", None)
         path = Path(folder or trainer.default_root_dir) / "last.ckpt"
+        if ckpt_path == "auto" and not path.is_file():
+            return None
         hint = (
             "give hydra.run.dir=<the run's folder> to continue a run, or ckpt_path=<a .ckpt file>"
         )

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from neuroseg.demo import ensure_sample
-from neuroseg.train import train
+from neuroseg.train import resume_path, train
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny and fast: random weights, small crops, no loader workers.
@@ -49,7 +50,7 @@ def test_every_encoder_task_and_trainer_composes(
     OmegaConf.resolve(cfg)
     assert cfg.encoder.name == encoder and cfg.task.name == task
     assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
-    assert cfg.trainer.precision == ("bf16-mixed" if trainer in ("gpu", "ddp") else "32-true")
+    assert cfg.trainer.precision == ("32-true" if trainer == "default" else "bf16-mixed")
     assert cfg.get("trainer").get("strategy", "auto") == ("ddp" if trainer == "ddp" else "auto")
 
 
@@ -159,6 +160,16 @@ def test_missing_checkpoint_names_the_file(prepared_dir: Path, tmp_path: Path) -
         train(compose_train([*base, f"ckpt_path={tmp_path}/nowhere.ckpt"]))
     with pytest.raises(FileNotFoundError, match="last.ckpt"):
         train(compose_train([*base, "ckpt_path=last"]))
+
+
+def test_auto_checkpoint_resumes_only_when_last_exists(tmp_path: Path) -> None:
+    trainer = SimpleNamespace(
+        checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path)), default_root_dir=str(tmp_path)
+    )
+    assert resume_path("auto", trainer) is None  # first start of a job: train from scratch
+    (tmp_path / "last.ckpt").write_bytes(b"")
+    assert resume_path("auto", trainer) == str(tmp_path / "last.ckpt")
+    assert resume_path(None, trainer) is None
 
 
 def test_ensure_sample_makes_once_then_reuses(tmp_path: Path) -> None:
