@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -14,13 +15,12 @@ from torch.optim import Optimizer
 from neuroseg.losses import SegmentationLoss
 from neuroseg.metrics import SegmentationMetrics, classes_from_logits, classes_from_target
 from neuroseg.models.ternausnet import build_model
-from neuroseg.task import AXON, NEURON, get_task
+from neuroseg.overlay import CLASS_COLORS, gray_to_rgb8, overlay
+from neuroseg.task import get_task
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
 Batch = dict[str, Any]
-# Overlay colours (RGB in [0, 1]) as the original drew them: neurons green, axons red.
-CLASS_RGB = {NEURON: (0.0, 1.0, 0.0), AXON: (1.0, 0.0, 0.0)}
 
 
 def plain(config: Mapping | None) -> dict | None:
@@ -30,31 +30,28 @@ def plain(config: Mapping | None) -> dict | None:
     return None if config is None else dict(config)
 
 
-def display_gray(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """(H, W) float in [0, 1] from a normalised (3, H, W) image, stretched over its valid pixels."""
+def display_gray(image: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
+    """(H, W) uint8 of a normalised (3, H, W) image, stretched over its valid pixels."""
     gray = image[0].float()
     inside = gray[valid] if valid.any() else gray.flatten()
     low, high = inside.min(), inside.max()
-    return ((gray - low) / (high - low).clamp_min(1e-6)).clamp(0, 1)
-
-
-def overlay(gray: torch.Tensor, classes: torch.Tensor, opacity: float = 0.5) -> torch.Tensor:
-    """(3, H, W) float in [0, 1]: gray (H, W) with each foreground class of (H, W) int tinted."""
-    rgb = gray.expand(3, *gray.shape).clone()
-    for class_id, colour in CLASS_RGB.items():
-        where = classes == class_id
-        tint = torch.tensor(colour, device=gray.device)[:, None, None]
-        rgb = torch.where(where, (1 - opacity) * rgb + opacity * tint, rgb)
-    return rgb
+    unit = ((gray - low) / (high - low).clamp_min(1e-6)).clamp(0, 1)
+    return (unit * 255).round().to(torch.uint8).cpu().numpy()
 
 
 def tile_panel(
     image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor
-) -> torch.Tensor:
-    """(3, H, 3W) float in [0, 1]: input | ground-truth overlay | prediction overlay of one tile."""
+) -> np.ndarray:
+    """(H, 3W, 3) uint8: input | ground-truth overlay | prediction overlay of one tile."""
     gray = display_gray(image, valid)
-    return torch.cat(
-        [gray.expand(3, *gray.shape), overlay(gray, target), overlay(gray, pred)], dim=-1
+    truth, predicted = target.cpu().numpy(), pred.cpu().numpy()
+    return np.concatenate(
+        [
+            gray_to_rgb8(gray),
+            overlay(gray, truth, CLASS_COLORS),
+            overlay(gray, predicted, CLASS_COLORS),
+        ],
+        axis=1,
     )
 
 
@@ -185,7 +182,7 @@ class SegmentationModule(pl.LightningModule):
                 batch["image"][index], target[index], pred[index], batch["valid"][index]
             )
             tag = f"val_tiles/{batch['tile'][index]}"
-            writer.add_image(tag, panel.cpu(), global_step=self.global_step, dataformats="CHW")
+            writer.add_image(tag, panel, global_step=self.global_step, dataformats="HWC")
         self.images_logged += count
 
     def configure_optimizers(self) -> Optimizer | dict[str, Any]:

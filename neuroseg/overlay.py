@@ -7,6 +7,10 @@ from collections.abc import Sequence
 import numpy as np
 from skimage.segmentation import find_boundaries
 
+# RGB per foreground class (neurons, axons), as the original drew them; predict and evaluate take
+# theirs from config, TensorBoard panels use these.
+CLASS_COLORS = ((0, 255, 0), (255, 0, 0))
+
 
 def gray_to_rgb8(gray: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 display copy of an (H, W) uint8/uint16 image (uint16 keeps its top byte)."""

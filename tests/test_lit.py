@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from neuroseg.lit import SegmentationModule, overlay, tile_panel
+from neuroseg.lit import SegmentationModule, tile_panel
+from neuroseg.overlay import CLASS_COLORS, overlay
 
 ENCODER = {"name": "vgg11", "weights": None, "offline_fallback": False}
 
@@ -81,12 +83,12 @@ def test_scheduler_is_stepped_per_epoch_on_the_monitor() -> None:
 
 
 def test_overlay_tints_neurons_green_and_axons_red() -> None:
-    gray = torch.full((2, 2), 0.5)
-    classes = torch.tensor([[0, 1], [2, 0]])
-    rgb = overlay(gray, classes, opacity=1.0)
-    assert rgb[:, 0, 0].tolist() == [0.5, 0.5, 0.5]
-    assert rgb[:, 0, 1].tolist() == [0.0, 1.0, 0.0]
-    assert rgb[:, 1, 0].tolist() == [1.0, 0.0, 0.0]
+    gray = np.full((2, 2), 128, np.uint8)
+    classes = np.array([[0, 1], [2, 0]])
+    rgb = overlay(gray, classes, CLASS_COLORS, alpha=1.0)
+    assert rgb[0, 0].tolist() == [128, 128, 128]
+    assert rgb[0, 1].tolist() == [0, 255, 0]
+    assert rgb[1, 0].tolist() == [255, 0, 0]
 
 
 def test_tile_panel_is_input_truth_prediction_side_by_side() -> None:
@@ -94,10 +96,10 @@ def test_tile_panel_is_input_truth_prediction_side_by_side() -> None:
     truth, pred = torch.zeros(4, 6, dtype=torch.long), torch.ones(4, 6, dtype=torch.long)
     valid = torch.ones(4, 6, dtype=torch.bool)
     panel = tile_panel(image, truth, pred, valid)
-    assert panel.shape == (3, 4, 18)
-    assert 0.0 <= panel.min() and panel.max() <= 1.0
-    torch.testing.assert_close(panel[:, :, :6], panel[:, :, 6:12])  # no truth: plain gray
-    assert (panel[1, :, 12:] >= panel[0, :, 12:]).all()  # prediction tinted green
+    assert panel.shape == (4, 18, 3) and panel.dtype == np.uint8
+    np.testing.assert_array_equal(panel[:, :6], panel[:, 6:12])  # no truth: plain gray
+    assert (panel[:, 12:, 1] >= panel[:, 12:, 0]).all()  # prediction tinted green
+    assert (panel[:, 12:, 1] > panel[:, 12:, 0]).any()
 
 
 @pytest.mark.parametrize("task", ["binary", "axons"])
