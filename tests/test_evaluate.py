@@ -13,8 +13,9 @@ import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig
 
+from neuroseg.assembly import assemble_tiles
 from neuroseg.data.transforms import normalize
-from neuroseg.evaluate import assemble_tiles, evaluate
+from neuroseg.evaluate import evaluate
 from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
 from neuroseg.models.legacy import legacy_state_dict
 from neuroseg.models.ternausnet import build_model
