@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from neuroseg.data.dataset import ManifestRow, load_tile, read_manifest, split_tiles, tile_paths
 from neuroseg.inference import predict_probs
 from neuroseg.io import scale_to_unit
-from neuroseg.predict import inference_settings
+from neuroseg.predictor import inference_settings
 from neuroseg.task import Task
 
 

@@ -22,7 +22,7 @@ from neuroseg.assembly import predict_split
 from neuroseg.io import write_csv, write_json, write_png
 from neuroseg.models.checkpoint import threshold_path
 from neuroseg.overlay import overlay
-from neuroseg.predict import class_map, load_model
+from neuroseg.predictor import class_map, load_model
 from neuroseg.scoring import (
     STATS,
     best_threshold,

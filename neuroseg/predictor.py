@@ -1,0 +1,84 @@
+"""A checkpoint made ready to segment images: model on its device, task, threshold, settings.
+
+Shared by predict and evaluate, which read the same config keys (ckpt_path, encoder, task,
+threshold, device, window, overlap, batch_size, tta, postprocess).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from neuroseg.inference import predict_probs, probs_to_mask, resolve_device
+from neuroseg.io import scale_to_unit, to_gray
+from neuroseg.models.checkpoint import LoadedModel, load_checkpoint
+from neuroseg.postprocess import postprocess
+from neuroseg.task import Task, get_task
+
+log = logging.getLogger(__name__)
+
+# Without a tuned or saved threshold, a binary model's probabilities are cut at one half.
+DEFAULT_THRESHOLD = 0.5
+
+
+def group_name(value: DictConfig | str | None) -> str | None:
+    """Name of a selected config group option (`encoder=vgg16` -> "vgg16"); None when unset."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(value.name)
+
+
+def load_model(cfg: DictConfig) -> tuple[LoadedModel, Task, float, torch.device]:
+    """Model on its device, its task, and the threshold: cfg's, else the checkpoint's, else 0.5."""
+    if cfg.get("ckpt_path") is None:
+        raise ValueError(
+            "ckpt_path is not set; pass ckpt_path=path/to/model.ckpt (or a legacy .pth)"
+        )
+    loaded = load_checkpoint(
+        Path(cfg.ckpt_path), encoder=group_name(cfg.encoder), task=group_name(cfg.task)
+    )
+    threshold = next(
+        float(t) for t in (cfg.threshold, loaded.threshold, DEFAULT_THRESHOLD) if t is not None
+    )
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold {threshold}: choose a probability in [0, 1]")
+    device = resolve_device(cfg.device)
+    loaded.model.to(device)
+    log.info(
+        "%s checkpoint %s: %s, task %s, threshold %.3f, device %s",
+        loaded.source,
+        cfg.ckpt_path,
+        loaded.encoder,
+        loaded.task,
+        threshold,
+        device,
+    )
+    return loaded, get_task(loaded.task), threshold, device
+
+
+def inference_settings(cfg: DictConfig) -> dict[str, object]:
+    """`predict_probs` keyword arguments from the config (window, overlap, batch_size, tta)."""
+    return {key: cfg[key] for key in ("window", "overlap", "batch_size", "tta")}
+
+
+def class_map(probs: np.ndarray, task: Task, threshold: float, cfg: DictConfig) -> np.ndarray:
+    """(H, W) uint8 classes of (C, H, W) probabilities, with the configured post-processing."""
+    return postprocess(probs_to_mask(probs, threshold), task.num_classes, **cfg.postprocess)
+
+
+def segment(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    task: Task,
+    threshold: float,
+    cfg: DictConfig,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (C, H, W) float32, class map (H, W) uint8) of a gray/RGB 8/16-bit image."""
+    unit = scale_to_unit(to_gray(image))
+    probs = predict_probs(model, unit, device=device, **inference_settings(cfg))
+    return probs, class_map(probs, task, threshold, cfg)
