@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
 from neuroseg.train import resume_path, train
 
@@ -160,6 +161,15 @@ def test_missing_checkpoint_names_the_file(prepared_dir: Path, tmp_path: Path) -
         train(compose_train([*base, f"ckpt_path={tmp_path}/nowhere.ckpt"]))
     with pytest.raises(FileNotFoundError, match="last.ckpt"):
         train(compose_train([*base, "ckpt_path=last"]))
+
+
+def test_gpu_data_settings_build_a_datamodule(prepared_dir: Path, tmp_path: Path) -> None:
+    cfg = compose_train(
+        ["trainer=gpu", "data=gpu", f"data.dir={prepared_dir}", f"paths.output_dir={tmp_path}"]
+    )
+    assert cfg.trainer.benchmark is True and cfg.data.pin_memory is True and cfg.data.cache
+    datamodule = NeuroSegDataModule(**cfg.data, task=cfg.task.name)
+    assert datamodule.batch_size == 16 and datamodule.num_workers == 8
 
 
 def test_auto_checkpoint_resumes_only_when_last_exists(tmp_path: Path) -> None:
