@@ -1,6 +1,7 @@
 """Seconds per lab-size image and peak RSS of sliding-window prediction, UNet11/UNet16, +/- TTA.
 
-Run from the repo root: `python -m benchmarks.predict [--models unet11] [--tta off] [--size HxW]`.
+Run from the repo root:
+`python -m benchmarks.predict [--models unet11] [--tta off] [--precision 32 bf16]`.
 Window, overlap and batch size are conf/predict.yaml's, so the numbers describe `neuroseg.predict`.
 Writes benchmarks/results/predict.json. Random weights: speed does not depend on them.
 """
@@ -30,7 +31,7 @@ from neuroseg.models.ternausnet import build_model
 
 MODELS = {"unet11": "vgg11", "unet16": "vgg16"}
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-COLUMNS = ("model", "tta", "windows", "s_per_image", "cpu_s_per_image", "peak_rss_mib")
+COLUMNS = ("model", "tta", "precision", "windows", "s_per_image", "cpu_s_per_image", "peak_rss_mib")
 
 
 def predict_settings() -> dict[str, object]:
@@ -43,6 +44,7 @@ def predict_settings() -> dict[str, object]:
 def run_one(
     model_name: str,
     tta: bool,
+    precision: str,
     image: np.ndarray,
     settings: dict,
     device: torch.device,
@@ -56,7 +58,7 @@ def run_one(
     for _ in range(repeats):
         synchronize(device)
         wall, cpu = time.perf_counter(), time.process_time()
-        predict_probs(model, image, tta=tta, device=device, **settings)
+        predict_probs(model, image, tta=tta, device=device, precision=precision, **settings)
         synchronize(device)
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
@@ -68,6 +70,7 @@ def run_one(
     return {
         "model": model_name,
         "tta": tta,
+        "precision": precision,
         "windows": counts[0] * counts[1],
         "s_per_image": float(np.median(walls)),
         "cpu_s_per_image": float(np.median(cpus)),
@@ -79,6 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), default=sorted(MODELS))
     parser.add_argument("--tta", nargs="+", choices=("off", "on"), default=["off", "on"])
+    parser.add_argument("--precision", nargs="+", choices=("32", "bf16"), default=["32", "bf16"])
     parser.add_argument("--size", type=parse_hw, default=(1536, 2048), help="HEIGHTxWIDTH")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu (the default), cuda, ...")
@@ -89,12 +93,12 @@ def main() -> None:
     payload = {"machine": machine_info(), "image_hw": list(args.size), **settings, "rows": []}
     for model in args.models:
         for tta in args.tta:
-            payload["rows"].append(
-                run_one(model, tta == "on", image, settings, device, args.repeats)
-            )
-            # Written after every row: a long run stopped early keeps what it measured.
-            path = write_results("predict", payload)
-            print(format_table(payload["rows"][-1:], COLUMNS), flush=True)
+            for precision in args.precision:
+                row = run_one(model, tta == "on", precision, image, settings, device, args.repeats)
+                payload["rows"].append(row)
+                # Written after every row: a long run stopped early keeps what it measured.
+                path = write_results("predict", payload)
+                print(format_table(payload["rows"][-1:], COLUMNS), flush=True)
     print(format_table(payload["rows"], COLUMNS))
     print(f"wrote {path}")
 

@@ -17,6 +17,7 @@ from neuroseg.inference import predict_probs, probs_to_mask, resolve_device
 from neuroseg.io import scale_to_unit, to_gray
 from neuroseg.models.checkpoint import LoadedModel, load_checkpoint
 from neuroseg.postprocess import postprocess
+from neuroseg.precision import resolve_precision
 from neuroseg.task import Task, get_task
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,13 @@ def load_model(cfg: DictConfig) -> tuple[LoadedModel, Task, float, torch.device]
 
 
 def inference_settings(cfg: DictConfig) -> dict[str, object]:
-    """`predict_probs` keyword arguments from the config (window, overlap, batch_size, tta)."""
-    return {key: cfg[key] for key in ("window", "overlap", "batch_size", "tta")}
+    """`predict_probs` keyword arguments from the config (window, overlap, batch_size, tta,
+    precision); bf16 asked of a CPU without native bf16 runs in float32, with one warning."""
+    settings = {key: cfg[key] for key in ("window", "overlap", "batch_size", "tta", "precision")}
+    accelerator = "gpu" if str(cfg.device).startswith("cuda") else str(cfg.device)
+    if "bf16" in resolve_precision(accelerator, str(settings["precision"])):
+        return settings
+    return {**settings, "precision": 32}
 
 
 def class_map(probs: np.ndarray, task: Task, threshold: float, cfg: DictConfig) -> np.ndarray:

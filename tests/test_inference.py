@@ -139,3 +139,15 @@ def test_probs_to_mask() -> None:
     assert probs_to_mask(binary, 0.5).tolist() == [[0, 0, 1]]
     three = np.array([[[0.1]], [[0.3]], [[0.6]]], dtype=np.float32)
     assert probs_to_mask(three).tolist() == [[2]]
+
+
+def test_bf16_autocast_stays_close_to_float32() -> None:
+    torch.manual_seed(0)
+    model = build_model("vgg11", 3).eval()
+    image = np.random.default_rng(0).random((64, 96), dtype=np.float32)
+    exact = predict_probs(model, image, window=(64, 64), overlap=0.25)
+    fast = predict_probs(model, image, window=(64, 64), overlap=0.25, precision="bf16")
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    np.testing.assert_allclose(fast, exact, atol=0.05)
+    with pytest.raises(ValueError, match="precision 'fp8'"):
+        predict_probs(model, image, precision="fp8")
