@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ from neuroseg.analysis.orientation import (
 )
 from neuroseg.analysis.sources import Source
 from neuroseg.data.labels import class_mask
+from neuroseg.data.pairing import pixel_hash
 
 IMAGE_COLUMNS = (
     "image", "group", "grid_angle", "grid_spacing", "grid_confidence", "reference_deg",
@@ -116,7 +116,7 @@ def measure_all(sources: list[Source], cfg: DictConfig) -> list[ImageResult]:
     for source in sources:
         image, mask = read_pair(source, cfg.axons.axon_value, palette)
         result = measure(source, image, mask, cfg)
-        first = seen.setdefault(hashlib.sha1(image.tobytes()).hexdigest(), source.name)
+        first = seen.setdefault(pixel_hash(image), source.name)
         if first != source.name:
             note = "; ".join(filter(None, [result.row["note"], "duplicate: not in statistics"]))
             result = ImageResult({**result.row, "duplicate_of": first, "note": note}, [], {})
