@@ -267,13 +267,6 @@ def parse_hw(text: str) -> tuple[int, int]:
     return height, width
 
 
-def pick_device(name: str | None) -> torch.device:
-    """`name` if given, else CUDA when present, else CPU."""
-    if name:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class EpochClock(pl.Callback):
     """Wall-clock seconds of each training epoch, its validation pass, and val/iou after it.
 

@@ -24,13 +24,13 @@ from benchmarks.common import (
     model_flops,
     parameter_count,
     parse_hw,
-    pick_device,
     random_batches,
     step_seconds,
     summarize,
     write_results,
 )
 from benchmarks.train_step import build_module, plain_loop
+from neuroseg.inference import resolve_device
 from neuroseg.lit import SegmentationModule
 
 NETWORKS = ("neuroseg_unet11", "smp_unet_vgg11")
@@ -57,7 +57,7 @@ def measure(
 ) -> list[dict[str, object]]:
     """Step-time rows of both networks, alternated `rounds` times on the same batches."""
     warmup, repeats, rounds = steps
-    device = pick_device(None)
+    device = resolve_device("auto")
     batches = random_batches(warmup + repeats + 1, batch_size, hw, seed=0)
     seconds: dict[str, list[float]] = {network: [] for network in NETWORKS}
     for _, network in itertools.product(range(rounds), NETWORKS):

@@ -21,12 +21,11 @@ from benchmarks.common import (
     machine_info,
     parse_hw,
     peak_memory,
-    pick_device,
     reset_peak_memory,
     synchronize,
     write_results,
 )
-from neuroseg.inference import predict_probs, window_starts
+from neuroseg.inference import predict_probs, resolve_device, window_starts
 from neuroseg.models.ternausnet import build_model
 
 MODELS = {"unet11": "vgg11", "unet16": "vgg16"}
@@ -87,7 +86,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu (the default), cuda, ...")
     args = parser.parse_args()
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     settings = predict_settings()
     image = np.random.default_rng(0).random(args.size, dtype=np.float32)
     payload = {"machine": machine_info(), "image_hw": list(args.size), **settings, "rows": []}

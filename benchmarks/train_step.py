@@ -33,7 +33,6 @@ from benchmarks.common import (
     now,
     parse_hw,
     peak_memory,
-    pick_device,
     random_batches,
     reset_peak_memory,
     step_seconds,
@@ -41,6 +40,7 @@ from benchmarks.common import (
     time_calls,
     write_results,
 )
+from neuroseg.inference import resolve_device
 from neuroseg.lit import SegmentationModule
 from neuroseg.metrics import SegmentationMetrics
 
@@ -266,7 +266,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1, help="alternations of the loops")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument("--compile-only", action="store_true", help="only the compile table")
-    parser.add_argument("--device", default=None, help="cpu or cuda; default cuda if present")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda if present)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--out", default="train_step", help="results/<out>.json")
     args = parser.parse_args()
@@ -322,7 +322,7 @@ def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = pick_device(args.device)
+    device = resolve_device(args.device)
     payload: dict[str, object] = {"machine": machine_info(), "device": str(device)}
     payload["settings"] = {k: v for k, v in vars(args).items() if k != "out"}
     if not args.compile_only:
