@@ -24,7 +24,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from neuroseg import io  # noqa: E402
 from neuroseg.data.labels import class_mask, neuron_mask  # noqa: E402
 from neuroseg.data.prepare import prepare_dataset  # noqa: E402
-from neuroseg.data.synth import make_dataset  # noqa: E402
+from neuroseg.data.synth_tree import make_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "prepare.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from neuroseg.data.prepare import prepare_dataset
-from neuroseg.data.synth import make_dataset
+from neuroseg.data.synth_tree import make_dataset
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from neuroseg.data.synth import make_dataset
+from neuroseg.data.synth_tree import make_dataset
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="synth")

@@ -17,7 +17,7 @@ from neuroseg import io
 from neuroseg.data import prepare as pipeline
 from neuroseg.data.pairing import find_duplicates, label_number, pixel_hash
 from neuroseg.data.prepare import MANIFEST_COLUMNS
-from neuroseg.data.synth import make_dataset
+from neuroseg.data.synth_tree import make_dataset
 from neuroseg.data.tiling import Tile, cut
 from neuroseg.prepare import prepare
 

@@ -1,26 +1,18 @@
-"""Lab-like brightfield images of neurons on nanopillar plates with known truth (demo, tests)."""
+"""Lab-like brightfield images of neurons on nanopillar plates with known truth (demo, tests).
+
+One image at a time, in memory; `neuroseg.data.synth_tree` writes them out as the lab's raw tree.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from neuroseg import io
 from neuroseg.task import AXON, NEURON
 
 CONDITIONS = ("200_2", "200_4", "400_2", "400_4", "empty")
-PAINT_RGB = {"cluster": (255, 51, 255), "isolated": (30, 230, 255), "axon": (250, 77, 70)}
-TRUTH_COLUMNS = (
-    "image",
-    "condition",
-    "grid_angle_deg",
-    "grid_spacing_px",
-    "axon_mode",
-    "duplicate_of",
-)
 FULL_HW = (1536, 2048)  # the lab's image size; feature sizes and counts are set for it
 
 
@@ -251,107 +243,3 @@ def make_image(
     classes[neurons] = NEURON  # painters draw cells over the axons that leave them
     axon_mode = "random" if angle_deg is None else "aligned"
     return SynthImage(image, classes, clustered, angle_deg, spacing_px, axon_mode)
-
-
-def paint_label(
-    synth: SynthImage, with_axons: bool, paint_rgb: dict[str, tuple[int, int, int]] = PAINT_RGB
-) -> np.ndarray:
-    """(H, W, 3) uint8: an 8-bit RGB copy of the image with cells (and axons) painted solid."""
-    gray = synth.image if synth.image.dtype == np.uint8 else np.round(synth.image / 257.0)
-    rgb = np.repeat(gray.astype(np.uint8)[..., None], 3, axis=-1)
-    if with_axons:
-        rgb[synth.classes == AXON] = paint_rgb["axon"]
-    neurons = synth.classes == NEURON
-    rgb[neurons & ~synth.clustered] = paint_rgb["isolated"]
-    rgb[neurons & synth.clustered] = paint_rgb["cluster"]
-    return rgb
-
-
-def write_sample(
-    raw_dir: Path,
-    image_path: str,
-    synth: SynthImage,
-    duplicate_of: str,
-    jpeg_quality: int,
-    paint_rgb: dict[str, tuple[int, int, int]],
-) -> dict[str, object]:
-    """Write one original (`originals/<condition>/<n>.tif`), its two painted label copies and
-    its truth class map; return its truth/images.csv row (grid columns empty without grid)."""
-    condition, number = Path(image_path).parent.name, Path(image_path).stem
-    io.write_tiff(raw_dir / image_path, synth.image)
-    for tree, with_axons in (("labels", False), ("labels_axons", True)):
-        label = paint_label(synth, with_axons, paint_rgb)
-        path = raw_dir / tree / condition / f"label_{number}.jpg"
-        io.write_jpeg(path, label, quality=jpeg_quality)
-    io.write_png(raw_dir / "truth" / condition / f"{number}.png", synth.classes)
-    angle, spacing = synth.grid_angle_deg, synth.grid_spacing_px
-    return {
-        "image": image_path,
-        "condition": condition,
-        "grid_angle_deg": "" if angle is None else angle,
-        "grid_spacing_px": "" if spacing is None else spacing,
-        "axon_mode": synth.axon_mode,
-        "duplicate_of": duplicate_of,
-    }
-
-
-def make_dataset(
-    out_dir: Path,
-    per_condition: int = 9,
-    height: int = 1536,
-    width: int = 2048,
-    bit_depth: int = 8,
-    seed: int = 0,
-    duplicates: int = 2,
-    pixel_size_um: float = 0.2,
-    jpeg_quality: int = 90,
-    conditions: tuple[str, ...] = CONDITIONS,
-    paint_rgb: dict[str, tuple[int, int, int]] | None = None,
-) -> Path:
-    """Write a raw tree as the lab delivers it (plus truth/) to `out_dir`, whole or not at all.
-
-    Numbers run from 1 per condition; `duplicates` extra images copy earlier ones byte for byte
-    under the next free numbers (as in the lab's folders) and are listed in truth/images.csv.
-    An earlier sample tree in `out_dir` is replaced; any other non-empty folder is refused, so a
-    mistyped path can never wipe the lab's own data.
-    """
-    out_dir = Path(out_dir)
-    if (
-        out_dir.is_dir()
-        and any(out_dir.iterdir())
-        and not (out_dir / "truth" / "images.csv").is_file()
-    ):
-        raise FileExistsError(
-            f"{out_dir}: not empty and not a sample tree written by neuroseg.synth; "
-            "choose an empty or new out_dir"
-        )
-    if per_condition < 1 or duplicates < 0:
-        raise ValueError(f"per_condition {per_condition}, duplicates {duplicates}: need >=1, >=0")
-    for condition in conditions:
-        condition_geometry(condition)  # unknown names fail before anything is written
-    paints = {**PAINT_RGB, **(paint_rgb or {})}
-
-    def sample(index: int, number: int) -> SynthImage:
-        # One generator per image: any image can be remade alone (duplicates are remade, not kept).
-        rng = np.random.default_rng([seed, index, number])
-        return make_image(rng, height, width, conditions[index], bit_depth, pixel_size_um)
-
-    rows = []
-    copy_rng = np.random.default_rng([seed, len(conditions), 0])
-    with io.atomic_dir(out_dir) as tmp:
-        for index, condition in enumerate(conditions):
-            for number in range(1, per_condition + 1):
-                path = f"originals/{condition}/{number}.tif"
-                rows.append(
-                    write_sample(tmp, path, sample(index, number), "", jpeg_quality, paints)
-                )
-        for copy in range(duplicates):
-            index = copy % len(conditions)
-            source = int(copy_rng.integers(1, per_condition + 1))
-            number = per_condition + 1 + copy // len(conditions)
-            path = f"originals/{conditions[index]}/{number}.tif"
-            source_path = f"originals/{conditions[index]}/{source}.tif"
-            copy_of = sample(index, source)
-            rows.append(write_sample(tmp, path, copy_of, source_path, jpeg_quality, paints))
-        io.write_csv(tmp / "truth" / "images.csv", rows, TRUTH_COLUMNS)
-    return Path(out_dir)
