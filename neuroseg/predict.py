@@ -38,7 +38,7 @@ class PredictResult:
     """What a predict run wrote: one morphometrics row per image, and the skipped files."""
 
     output: Path
-    rows: list[dict[str, int | str]]
+    rows: list[dict[str, int | float | str]]
     failures: list[dict[str, str]]
 
 
@@ -78,7 +78,7 @@ def predict(cfg: DictConfig) -> PredictResult:
     check_stems(paths, Path(cfg.input))
     loaded, task, threshold, device = load_model(cfg)
     output = Path(cfg.output)
-    rows: list[dict[str, int | str]] = []
+    rows: list[dict[str, int | float | str]] = []
     failures: list[dict[str, str]] = []
     for path in paths:
         try:

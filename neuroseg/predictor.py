@@ -1,7 +1,7 @@
 """A checkpoint made ready to segment images: model on its device, task, threshold, settings.
 
-Shared by predict and evaluate, which read the same config keys (ckpt_path, encoder, task,
-threshold, device, window, overlap, batch_size, tta, postprocess).
+Shared by predict and evaluate, which read the same config keys (ckpt_path, trust_checkpoint,
+encoder, task, threshold, device, window, overlap, batch_size, tta, postprocess).
 """
 
 from __future__ import annotations
@@ -40,7 +40,10 @@ def load_model(cfg: DictConfig) -> tuple[LoadedModel, Task, float, torch.device]
             "ckpt_path is not set; pass ckpt_path=path/to/model.ckpt (or a legacy .pth)"
         )
     loaded = load_checkpoint(
-        Path(cfg.ckpt_path), encoder=group_name(cfg.encoder), task=group_name(cfg.task)
+        Path(cfg.ckpt_path),
+        encoder=group_name(cfg.encoder),
+        task=group_name(cfg.task),
+        trusted=cfg.trust_checkpoint,
     )
     threshold = next(
         float(t) for t in (cfg.threshold, loaded.threshold, DEFAULT_THRESHOLD) if t is not None

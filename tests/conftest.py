@@ -1,10 +1,13 @@
-"""Shared fixtures: a tiny synthetic raw tree and the dataset prepared from it (once a session)."""
+"""Shared fixtures: a tiny synthetic raw tree and the dataset prepared from it (once a session),
+and a writer of checkpoint files in the original project's format."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig
 
@@ -36,3 +39,23 @@ def prepared_dir(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out_dir = tmp_path_factory.mktemp("prepared") / "prepared"
     prepare(compose_prepare([f"raw_dir={raw_dir}", f"out_dir={out_dir}", "workers=1"]))
     return out_dir
+
+
+@pytest.fixture(scope="session")
+def write_legacy_checkpoint() -> Callable[[torch.nn.Module, Path], Path]:
+    """`write(model, path) -> path`: saves a UNet11/UNet16 as the original's training script did,
+    so load, evaluate and predict tests read the very format users bring."""
+    from neuroseg.models.legacy import legacy_state_dict
+
+    def write(model: torch.nn.Module, path: Path) -> Path:
+        """{epoch, model_state_dict (original layout), optimizer_state_dict (Adam)} at `path`."""
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        state = {
+            "epoch": 99,
+            "model_state_dict": legacy_state_dict(model),
+            "optimizer_state_dict": optimizer.state_dict(),
+        }
+        torch.save(state, path)
+        return path
+
+    return write

@@ -1,13 +1,16 @@
-"""The original checkpoint layout, its conversion, and `load_checkpoint` (legacy and Lightning)."""
+"""The original checkpoint layout, its conversion, and `load_checkpoint` (legacy and Lightning,
+and the pickled objects it refuses to run)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from urllib.error import URLError
 
 import pytest
 import torch
+from hydra import compose, initialize
 from omegaconf import OmegaConf
 
 from neuroseg.models.checkpoint import LoadedModel, load_checkpoint, threshold_path
@@ -18,8 +21,11 @@ from neuroseg.models.legacy import (
     legacy_state_dict,
 )
 from neuroseg.models.ternausnet import build_model
+from neuroseg.predictor import load_model
+from neuroseg.train import train
 
 WB = ("weight", "bias")
+LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint
 
 
 def documented_layout(encoder: str, num_classes: int) -> dict[str, tuple[int, ...]]:
@@ -75,18 +81,6 @@ def layout_only(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {key: torch.zeros(()).expand(value.shape) for key, value in state.items()}
 
 
-def save_legacy(model: torch.nn.Module, path: Path) -> Path:
-    """Write `model` as the original did: {epoch, model_state_dict, optimizer_state_dict}."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    state = {
-        "epoch": 99,
-        "model_state_dict": legacy_state_dict(model),
-        "optimizer_state_dict": optimizer.state_dict(),
-    }
-    torch.save(state, path)
-    return path
-
-
 @pytest.fixture(autouse=True)
 def no_imagenet(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Loading a checkpoint must never reach for ImageNet weights: make that fail loudly."""
@@ -130,10 +124,15 @@ def test_convert_drops_duplicates(unet16_axons: torch.nn.Module) -> None:
     ("unet16_axons", "vgg16", "axons"),
 ])  # fmt: skip
 def test_legacy_round_trip_predicts_identically(
-    request: pytest.FixtureRequest, tmp_path: Path, fixture: str, encoder: str, task: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    write_legacy_checkpoint: LegacyWriter,
+    fixture: str,
+    encoder: str,
+    task: str,
 ) -> None:
     model = request.getfixturevalue(fixture)
-    path = save_legacy(model, tmp_path / "unet_epoch99.pth")
+    path = write_legacy_checkpoint(model, tmp_path / "unet_epoch99.pth")
     loaded = load_checkpoint(path, encoder=encoder, task=task)
     assert (loaded.encoder, loaded.task, loaded.source, loaded.threshold) == (
         encoder,
@@ -262,17 +261,20 @@ def save_lightning(
     task: str,
     threshold: float | None,
     values: bool = False,
+    omegaconf: bool = False,
 ) -> Path:
     """A checkpoint shaped like Lightning's: prefixed state_dict, hyper_parameters, extras.
 
-    Without `values` the tensors are zero-stride stand-ins (tiny file) of the right shapes.
+    Without `values` the tensors are zero-stride stand-ins (tiny file) of the right shapes. The
+    encoder's hyper-parameters are a plain dict, as train saves them, or with `omegaconf` the
+    DictConfig a LightningModule without lit.py's `plain` would pickle.
     """
     model_state = model.state_dict() if values else layout_only(model.state_dict())
     state = {f"model.{key}": value for key, value in model_state.items()}
     state["loss.pos_weight"] = torch.ones(1)  # a LightningModule may hold more than the net
-    encoder_cfg = OmegaConf.create(
-        {"name": encoder, "weights": "imagenet", "offline_fallback": False}
-    )
+    encoder_cfg = {"name": encoder, "weights": "imagenet", "offline_fallback": False}
+    if omegaconf:
+        encoder_cfg = OmegaConf.create(encoder_cfg)
     hparams = {"encoder": encoder_cfg, "task": task, "threshold": threshold}
     torch.save(
         {"epoch": 3, "global_step": 40, "state_dict": state, "hyper_parameters": hparams}, path
@@ -348,3 +350,126 @@ def test_lightning_without_encoder_name(tmp_path: Path) -> None:
     torch.save({"state_dict": {}, "hyper_parameters": {"task": "binary"}}, path)
     with pytest.raises(ValueError, match="noname.ckpt: hyper_parameters name encoder None"):
         load_checkpoint(path)
+
+
+# What load_checkpoint unpickles: tensors and plain containers, anything else only when trusted
+
+UNPICKLED: list[str] = []
+
+
+class TrainingNote:
+    """A custom object some training scripts pickle next to the weights; records its unpickling."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __setstate__(self, state: dict[str, str]) -> None:
+        UNPICKLED.append(state["text"])  # code from the file ran
+        self.__dict__.update(state)
+
+
+def save_with_note(model: torch.nn.Module, path: Path) -> Path:
+    """A legacy file whose valid state dict sits next to a pickled `TrainingNote`."""
+    state = layout_only(legacy_state_dict(model))
+    torch.save({"epoch": 1, "model_state_dict": state, "note": TrainingNote("lr 1e-4")}, path)
+    return path
+
+
+@pytest.fixture
+def weights_only_flags(monkeypatch: pytest.MonkeyPatch) -> list[bool | None]:
+    """The `weights_only` argument of every torch.load call made during the test."""
+    flags: list[bool | None] = []
+    real_load = torch.load
+
+    def spy(*args: object, **kwargs: object) -> object:
+        flags.append(kwargs.get("weights_only"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    return flags
+
+
+@pytest.mark.slow
+def test_trained_checkpoints_load_weights_only(
+    prepared_dir: Path, tmp_path: Path, weights_only_flags: list[bool | None]
+) -> None:
+    """Both files a short real fit writes (best and last) need no trust: plain-dict hparams."""
+    overrides = ["encoder.weights=null", "data.crop_hw=[64,96]", "data.batch_size=2"]
+    overrides += ["data.num_workers=0", "trainer=cpu", "trainer.max_epochs=1", "test=false"]
+    overrides += ["+trainer.limit_train_batches=1", "+trainer.limit_val_batches=1"]
+    overrides += ["trainer.log_every_n_steps=1"]
+    overrides += [f"data.dir={prepared_dir}", f"paths.output_dir={tmp_path}"]
+    with initialize(version_base="1.3", config_path="../conf"):
+        train(compose("train", overrides=overrides))
+    paths = sorted((tmp_path / "checkpoints").glob("*.ckpt"))
+    assert [path.name.startswith("epoch000-iou") for path in paths] == [True, False]
+    for path in paths:
+        weights_only_flags.clear()
+        loaded = load_checkpoint(path, trusted=False)
+        assert weights_only_flags == [True]
+        assert (loaded.encoder, loaded.task, loaded.source, loaded.threshold) == (
+            "vgg11",
+            "binary",
+            "lightning",
+            0.5,
+        )
+        saved = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        assert torch.equal(loaded.model.final.weight, saved["model.final.weight"])
+
+
+def test_legacy_checkpoint_loads_weights_only(
+    unet11: torch.nn.Module,
+    tmp_path: Path,
+    write_legacy_checkpoint: LegacyWriter,
+    weights_only_flags: list[bool | None],
+) -> None:
+    path = write_legacy_checkpoint(unet11, tmp_path / "unet11.pth")
+    loaded = load_checkpoint(path, encoder="vgg11", task="binary", trusted=False)
+    assert weights_only_flags == [True]
+    assert loaded.source == "legacy"
+    assert torch.equal(loaded.model.final.weight, unet11.final.weight)
+
+
+def test_pickled_objects_need_trust(unet11: torch.nn.Module, tmp_path: Path) -> None:
+    path = save_with_note(unet11, tmp_path / "noted.pth")
+    UNPICKLED.clear()
+    with pytest.raises(
+        ValueError,
+        match=r"noted.pth holds pickled Python objects beyond tensors \(\S*TrainingNote\).*"
+        "trust_checkpoint=true",
+    ):
+        load_checkpoint(path, encoder="vgg11", task="binary")
+    assert UNPICKLED == []
+    loaded = load_checkpoint(path, encoder="vgg11", task="binary", trusted=True)
+    assert UNPICKLED == ["lr 1e-4"]
+    assert (loaded.encoder, loaded.task, loaded.source) == ("vgg11", "binary", "legacy")
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "notes.pth"
+    path.write_bytes(b"lr 1e-4, 100 epochs")
+    with pytest.raises(ValueError, match="notes.pth holds .*or it is not a checkpoint at all"):
+        load_checkpoint(path)
+
+
+def test_omegaconf_hparams_need_trust(unet11: torch.nn.Module, tmp_path: Path) -> None:
+    path = save_lightning(unet11, tmp_path / "old.ckpt", "vgg11", "binary", None, omegaconf=True)
+    with pytest.raises(ValueError, match=r"old.ckpt holds .*omegaconf.dictconfig.DictConfig"):
+        load_checkpoint(path)
+    assert load_checkpoint(path, trusted=True).encoder == "vgg11"
+
+
+@pytest.mark.parametrize("entry_point", ["evaluate", "predict"])
+def test_trust_checkpoint_key(unet11: torch.nn.Module, tmp_path: Path, entry_point: str) -> None:
+    path = save_with_note(unet11, tmp_path / "noted.pth")
+    common = [f"ckpt_path={path}", "encoder=vgg11", "task=binary", "device=cpu"]
+    with initialize(version_base="1.3", config_path="../conf"):
+        refused = compose(entry_point, overrides=common)
+        trusted = compose(entry_point, overrides=[*common, "trust_checkpoint=true"])
+        garbled = compose(entry_point, overrides=[*common, "trust_checkpoint=yes"])
+    assert refused.trust_checkpoint is False
+    with pytest.raises(ValueError, match="noted.pth .*trust_checkpoint=true"):
+        load_model(refused)
+    assert load_model(trusted)[0].source == "legacy"
+    with pytest.raises(ValueError, match="trust_checkpoint='yes'; pass true or false"):
+        load_model(garbled)

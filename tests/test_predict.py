@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,6 @@ from hydra import compose, initialize
 from omegaconf import DictConfig
 
 from neuroseg.io import read_csv, read_image, write_png, write_tiff
-from neuroseg.models.legacy import legacy_state_dict
 from neuroseg.models.ternausnet import build_model
 from neuroseg.morphometrics import measure, skeleton_length_px
 from neuroseg.overlay import overlay
@@ -29,13 +29,13 @@ def compose_predict(overrides: list[str]) -> DictConfig:
         return compose("predict", overrides=overrides)
 
 
-def write_legacy_checkpoint(path: Path, num_classes: int, seed: int = 0) -> torch.nn.Module:
-    """Random UNet11 saved as the original did; returns the model for reference passes."""
-    torch.manual_seed(seed)
-    model = build_model("vgg11", num_classes, weights=None).eval()
-    state = {"epoch": 3, "model_state_dict": legacy_state_dict(model), "optimizer_state_dict": {}}
-    torch.save(state, path)
-    return model
+LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint
+
+
+def random_unet11(num_classes: int) -> torch.nn.Module:
+    """Seeded random UNet11 in eval mode: written as an original checkpoint, kept for reference."""
+    torch.manual_seed(0)
+    return build_model("vgg11", num_classes, weights=None).eval()
 
 
 def images_folder(folder: Path) -> dict[str, np.ndarray]:
@@ -60,8 +60,11 @@ def original_probs(model: torch.nn.Module, gray8: np.ndarray) -> np.ndarray:
         return torch.exp(torch.log_softmax(model(x), dim=1))[0].numpy()
 
 
-def test_legacy_checkpoint_folder_with_corrupt_file(tmp_path: Path) -> None:
-    model = write_legacy_checkpoint(tmp_path / "unet11_axons.pth", num_classes=3)
+def test_legacy_checkpoint_folder_with_corrupt_file(
+    tmp_path: Path, write_legacy_checkpoint: LegacyWriter
+) -> None:
+    model = random_unet11(3)
+    write_legacy_checkpoint(model, tmp_path / "unet11_axons.pth")
     inputs = tmp_path / "in"
     inputs.mkdir()
     gray = images_folder(inputs)["a"]
@@ -99,8 +102,10 @@ def test_legacy_checkpoint_folder_with_corrupt_file(tmp_path: Path) -> None:
     assert {k: str(v) for k, v in counts.items()} == {k: rows[0][k] for k in counts}
 
 
-def test_binary_threshold_override_and_postprocess(tmp_path: Path) -> None:
-    write_legacy_checkpoint(tmp_path / "unet11.pth", num_classes=1)
+def test_binary_threshold_override_and_postprocess(
+    tmp_path: Path, write_legacy_checkpoint: LegacyWriter
+) -> None:
+    write_legacy_checkpoint(random_unet11(1), tmp_path / "unet11.pth")
     image = np.random.default_rng(1).integers(0, 256, (64, 96), dtype=np.uint8)
     write_tiff(tmp_path / "x.tif", image)
     common = [f"ckpt_path={tmp_path / 'unet11.pth'}", "encoder=vgg11", "task=binary"]
@@ -119,11 +124,11 @@ def test_binary_threshold_override_and_postprocess(tmp_path: Path) -> None:
     assert (read_image(cleaned / "x_mask.png") == 0).all()
 
 
-def test_bad_inputs_name_the_problem(tmp_path: Path) -> None:
+def test_bad_inputs_name_the_problem(tmp_path: Path, write_legacy_checkpoint: LegacyWriter) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     ckpt = tmp_path / "unet11.pth"
-    write_legacy_checkpoint(ckpt, num_classes=1)
+    write_legacy_checkpoint(random_unet11(1), ckpt)
     with pytest.raises(ValueError, match="empty"):
         predict(compose_predict([f"ckpt_path={ckpt}", f"input={empty}", f"output={tmp_path}"]))
     write_tiff(tmp_path / "x.tif", np.zeros((32, 32), np.uint8))
@@ -137,8 +142,10 @@ def test_bad_inputs_name_the_problem(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_command_line_exits_nonzero_on_a_corrupt_file(tmp_path: Path) -> None:
-    write_legacy_checkpoint(tmp_path / "unet11.pth", num_classes=1)
+def test_command_line_exits_nonzero_on_a_corrupt_file(
+    tmp_path: Path, write_legacy_checkpoint: LegacyWriter
+) -> None:
+    write_legacy_checkpoint(random_unet11(1), tmp_path / "unet11.pth")
     inputs = tmp_path / "in"
     inputs.mkdir()
     write_tiff(inputs / "good.tif", np.zeros((64, 64), np.uint8))

@@ -1,12 +1,15 @@
 """Load a trained model for evaluation or prediction from a Lightning or an original checkpoint.
 
 Never needs ImageNet weights: the model is built with random weights, then the checkpoint fills it.
+Unpickles tensors and plain containers only, unless the caller trusts the file: unpickling anything
+else can run code that the file names.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,21 +65,21 @@ def load_checkpoint(
     path: str | Path,
     encoder: str | None = None,
     task: str | None = None,
+    trusted: bool = False,
 ) -> LoadedModel:
     """Model, encoder, task and threshold from a Lightning `.ckpt` or an original `.pth` file.
 
     A Lightning checkpoint names its encoder and task (`encoder`/`task` must agree if given); a
     legacy one does not, so both are required. A `<checkpoint>.threshold.json` sidecar overrides
-    the threshold saved in the checkpoint.
+    the threshold saved in the checkpoint. `trusted` allows pickled Python objects beyond tensors
+    (see `read_checkpoint`).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no such checkpoint; pass the path of a .ckpt or .pth file"
         )
-    # Full unpickling: Lightning checkpoints may carry callback, loop or hyper-parameter objects
-    # (e.g. OmegaConf containers) that weights_only rejects. Load only checkpoints you trust.
-    obj = torch.load(path, map_location="cpu", weights_only=False)
+    obj = read_checkpoint(path, trusted)
     if is_legacy_checkpoint(obj):
         if encoder is None or task is None:
             raise ValueError(
@@ -110,6 +113,38 @@ def load_checkpoint(
         threshold=None if threshold is None else float(threshold),
         source=source,
     )
+
+
+def read_checkpoint(path: Path, trusted: bool) -> object:
+    """The unpickled file: only tensors and plain containers unless `trusted`.
+
+    Checkpoints from train (hyper-parameters saved as plain dicts) and the original's `.pth`
+    files hold nothing else. A file holding more is refused, never retried unsafely unasked.
+    """
+    if not isinstance(trusted, bool):  # a string such as "no" would count as true
+        raise ValueError(f"trust_checkpoint={trusted!r}; pass true or false")
+    if trusted:
+        # Full unpickling imports and calls whatever the file names: the user vouched for it.
+        return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        # weights_only: tensors, primitives and containers; torch refuses any other global.
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        names = ", ".join(unsafe_globals(path)) or "or it is not a checkpoint at all"
+        raise ValueError(
+            f"{path} holds pickled Python objects beyond tensors ({names}); unpickling them can "
+            "run code from the file, so it was not loaded. If you trust its source, pass "
+            "trust_checkpoint=true (load_checkpoint(..., trusted=True) in Python)"
+        ) from err
+
+
+def unsafe_globals(path: Path) -> list[str]:
+    """Classes and functions named in the file's pickle beyond torch's allow-list, read without
+    running them; [] for a file that is no torch.save zip archive."""
+    try:
+        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except (RuntimeError, ValueError):
+        return []
 
 
 def lightning_names(
