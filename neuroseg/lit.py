@@ -112,15 +112,16 @@ class SegmentationModule(pl.LightningModule):
         logits = self(batch["image"])
         loss = self.loss(logits, batch["target"], batch["valid"])
         self._metrics(stage).update(logits.detach(), batch["target"], batch["valid"])
-        # Train loss per step on this process only (no sync per step); val/test averaged and
-        # synced once at epoch end.
+        # Train loss per step on this process only, for the logger: a prog_bar value would be
+        # copied to the host after every step (neuroseg.progress.ProgressBar shows it on logging
+        # steps). Val/test loss averaged and synced once at epoch end.
         training = stage == "train"
         self.log(
             f"{stage}/loss",
             loss.detach(),
             on_step=training,
             on_epoch=not training,
-            prog_bar=True,
+            prog_bar=not training,
             sync_dist=not training,
             batch_size=batch["image"].shape[0],
         )
