@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +66,36 @@ def group_by_image(rows: Sequence[ManifestRow], split: str) -> dict[str, list[Ma
     return groups
 
 
+def assemble_split(
+    data_dir: Path,
+    split: str,
+    task: Task,
+    tile_probs: Callable[[str, np.ndarray], np.ndarray],
+) -> Iterator[ImagePrediction]:
+    """Read `split` tile by tile and re-assemble each source image, in manifest order.
+
+    `tile_probs(tile, gray)` gives each tile's (C, h, w) array: the network's probabilities in
+    `predict_split`, masks kept from an earlier pass when evaluate replays a split without it.
+    """
+    rows = read_manifest(data_dir)
+    split_tiles(rows, split, data_dir / "manifest.csv")  # raises on an empty split
+    for image_id, image_rows in group_by_image(rows, split).items():
+        names = [str(row["tile"]) for row in image_rows]
+        image_paths, mask_paths = tile_paths(data_dir / split, names, task)
+        tiles, grays = [], []
+        for name, image_path, mask_path in zip(names, image_paths, mask_paths, strict=True):
+            gray, truth = load_tile(image_path, mask_path, task.num_classes)
+            tiles.append(TilePrediction(name, tile_probs(name, gray), truth))
+            grays.append(gray)
+        first = image_rows[0]
+        shape = (int(first["source_height"]), int(first["source_width"]))  # type: ignore[arg-type]
+        origins = [(int(row["y0"]), int(row["x0"])) for row in image_rows]  # type: ignore[arg-type]
+        gray, covered = assemble_tiles(origins, grays, *shape)
+        probs, _ = assemble_tiles(origins, [tile.probs for tile in tiles], *shape)
+        truth, _ = assemble_tiles(origins, [tile.truth for tile in tiles], *shape)
+        yield ImagePrediction(image_id, str(first["condition"]), gray, probs, truth, covered, tiles)
+
+
 def predict_split(
     model: torch.nn.Module,
     data_dir: Path,
@@ -75,23 +105,8 @@ def predict_split(
     device: torch.device,
 ) -> Iterator[ImagePrediction]:
     """Predict every tile of `split` (whole tile, padded to 32 and cropped back) image by image."""
-    rows = read_manifest(data_dir)
-    split_tiles(rows, split, data_dir / "manifest.csv")  # raises on an empty split
-    for image_id, image_rows in group_by_image(rows, split).items():
-        names = [str(row["tile"]) for row in image_rows]
-        image_paths, mask_paths = tile_paths(data_dir / split, names, task)
-        tiles, grays = [], []
-        for row, image_path, mask_path in zip(image_rows, image_paths, mask_paths, strict=True):
-            gray, truth = load_tile(image_path, mask_path, task.num_classes)
-            probs = predict_probs(
-                model, scale_to_unit(gray), device=device, **inference_settings(cfg)
-            )
-            tiles.append(TilePrediction(str(row["tile"]), probs, truth))
-            grays.append(gray)
-        first = image_rows[0]
-        shape = (int(first["source_height"]), int(first["source_width"]))  # type: ignore[arg-type]
-        origins = [(int(row["y0"]), int(row["x0"])) for row in image_rows]  # type: ignore[arg-type]
-        gray, covered = assemble_tiles(origins, grays, *shape)
-        probs, _ = assemble_tiles(origins, [tile.probs for tile in tiles], *shape)
-        truth, _ = assemble_tiles(origins, [tile.truth for tile in tiles], *shape)
-        yield ImagePrediction(image_id, str(first["condition"]), gray, probs, truth, covered, tiles)
+
+    def tile_probs(_tile: str, gray: np.ndarray) -> np.ndarray:
+        return predict_probs(model, scale_to_unit(gray), device=device, **inference_settings(cfg))
+
+    return assemble_split(data_dir, split, task, tile_probs)

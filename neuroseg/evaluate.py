@@ -9,7 +9,7 @@ overlays/<image_id>.png and TensorBoard scalars + a text table into the run fold
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import hydra
@@ -18,7 +18,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from neuroseg.assembly import predict_split
+from neuroseg.assembly import ImagePrediction, assemble_split, predict_split
+from neuroseg.inference import probs_to_mask
 from neuroseg.io import write_csv, write_json, write_png
 from neuroseg.models.checkpoint import threshold_path
 from neuroseg.overlay import overlay
@@ -40,34 +41,77 @@ log = logging.getLogger(__name__)
 SUMMARY_COLUMNS = ("level", "condition", "class", "metric", *STATS)
 
 
+def threshold_ranks(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(h, w) how many `thresholds` each pixel of binary (1, h, w) `probs` exceeds (uint8, T < 256).
+
+    One byte per pixel stands in for every grid threshold's mask: `probs_to_mask(probs, t)` is
+    exactly `ranks >= np.count_nonzero(thresholds <= t)`, since exceeding t means exceeding every
+    grid value at or below it. The masks come from `probs_to_mask` itself, so they are the ones
+    `class_map` would draw, float32 rounding of the threshold included.
+    """
+    ranks = np.zeros(probs.shape[-2:], dtype=np.min_scalar_type(thresholds.size))
+    for threshold in thresholds:
+        ranks += probs_to_mask(probs, float(threshold))
+    return ranks
+
+
 def tune_threshold(
-    model: torch.nn.Module, data_dir: Path, task: Task, cfg: DictConfig, device: torch.device
-) -> tuple[float, float]:
-    """(threshold, mean per-image val IoU) maximising val IoU over `cfg.threshold_grid`."""
-    if task.out_channels != 1:
-        raise ValueError(f"tune_threshold=true needs a binary model; task {task.name} uses argmax")
-    thresholds = np.linspace(**OmegaConf.to_container(cfg.threshold_grid))
-    counts = [
-        threshold_counts(image.probs[0], image.truth, thresholds, image.covered)
-        for image in predict_split(model, data_dir, "val", task, cfg, device)
-    ]
-    return best_threshold(counts, thresholds)
-
-
-def score_split(
     model: torch.nn.Module,
     data_dir: Path,
     task: Task,
-    threshold: float,
     cfg: DictConfig,
     device: torch.device,
+    keep_masks: bool = False,
+) -> tuple[float, float, dict[str, np.ndarray]]:
+    """(threshold, mean per-image val IoU, val tile masks) maximising val IoU over the grid.
+
+    With `keep_masks` (scoring val next) the (h, w) bool mask `probs > threshold` of every val
+    tile comes back, keyed by tile name, so val is predicted once. Memory: one byte per val
+    pixel (uint8 `threshold_ranks` while sweeping, then the bool masks), not float32
+    probabilities; a (T, 3) int64 count array per image; and one image's float32 tiles at a time.
+    """
+    if task.out_channels != 1:
+        raise ValueError(f"tune_threshold=true needs a binary model; task {task.name} uses argmax")
+    thresholds = np.linspace(**OmegaConf.to_container(cfg.threshold_grid))
+    counts, ranks = [], {}
+    for image in predict_split(model, data_dir, "val", task, cfg, device):
+        counts.append(threshold_counts(image.probs[0], image.truth, thresholds, image.covered))
+        if keep_masks:
+            ranks |= {tile.tile: threshold_ranks(tile.probs, thresholds) for tile in image.tiles}
+    threshold, val_iou = best_threshold(counts, thresholds)
+    level = np.count_nonzero(thresholds <= threshold)
+    for name, tile_ranks in ranks.items():
+        ranks[name] = tile_ranks >= level
+    return threshold, val_iou, ranks
+
+
+def replay_split(
+    data_dir: Path, split: str, task: Task, tile_masks: dict[str, np.ndarray]
+) -> Iterator[ImagePrediction]:
+    """`split` re-assembled with kept (h, w) bool tile masks as (1, h, w) 0/1 probabilities.
+
+    Cut at any threshold in [0, 1) they give back the masks; the model is not run. Each mask is
+    dropped once used. The gray images and truth are read from disk again (cheap).
+    """
+
+    def tile_probs(tile: str, _gray: np.ndarray) -> np.ndarray:
+        return tile_masks.pop(tile)[None].astype(np.float32)
+
+    return assemble_split(data_dir, split, task, tile_probs)
+
+
+def score_split(
+    images: Iterable[ImagePrediction],
+    task: Task,
+    threshold: float,
+    cfg: DictConfig,
     output: Path,
 ) -> tuple[list[dict], list[dict], np.ndarray]:
     """(per-image rows, per-tile rows, summed image confusion matrix); writes masks and overlays."""
     image_rows, tile_rows = [], []
     style = OmegaConf.to_container(cfg.overlay)
     total = np.zeros((task.num_classes, task.num_classes), dtype=np.int64)
-    for image in predict_split(model, data_dir, cfg.split, task, cfg, device):
+    for image in images:
         for tile in image.tiles:
             mask = class_map(tile.probs, task, threshold, cfg)
             matrix = confusion_matrix(tile.truth, mask, task.num_classes)
@@ -114,14 +158,23 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score `cfg.ckpt_path` on `cfg.split` of `cfg.data_dir`; returns image-level mean scores."""
     loaded, task, threshold, device = load_model(cfg)
     data_dir, output = Path(cfg.data_dir), Path(cfg.output)
+    # Tuning on the split being scored: keep val's masks from the sweep instead of predicting
+    # val a second time (prediction is what costs, ~20-30 s per lab image on CPU).
+    replay = bool(cfg.tune_threshold) and cfg.split == "val"
     if cfg.tune_threshold:
-        threshold, val_iou = tune_threshold(loaded.model, data_dir, task, cfg, device)
+        threshold, val_iou, tile_masks = tune_threshold(
+            loaded.model, data_dir, task, cfg, device, keep_masks=replay
+        )
         sidecar = threshold_path(Path(cfg.ckpt_path))
         write_json(sidecar, {"threshold": threshold, "val_iou": val_iou})
         log.info("tuned threshold %.3f (val IoU %.4f) written to %s", threshold, val_iou, sidecar)
-    image_rows, tile_rows, matrix = score_split(
-        loaded.model, data_dir, task, threshold, cfg, device, output
-    )
+    if replay:
+        # 0/1 probabilities: any cut in [0, 1) gives back the masks at the tuned threshold.
+        images, cut = replay_split(data_dir, "val", task, tile_masks), 0.5
+    else:
+        images = predict_split(loaded.model, data_dir, cfg.split, task, cfg, device)
+        cut = threshold
+    image_rows, tile_rows, matrix = score_split(images, task, cut, cfg, output)
     columns = score_columns(task.class_names)
     write_csv(output / "per_image.csv", image_rows, ("image_id", "condition", *columns))
     write_csv(output / "per_tile.csv", tile_rows, ("tile", "image_id", "condition", *columns))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,6 @@ from neuroseg.assembly import assemble_tiles
 from neuroseg.data.transforms import normalize
 from neuroseg.evaluate import evaluate
 from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
-from neuroseg.models.legacy import legacy_state_dict
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import predict
 from neuroseg.scoring import (
@@ -61,12 +61,7 @@ def write_lightning_checkpoint(path: Path, prepared_dir: Path) -> Path:
     return path
 
 
-def write_legacy_checkpoint(path: Path, prepared_dir: Path | None) -> Path:
-    """Centred 3-class UNet11 saved as the original did."""
-    model = centred_unet(3, prepared_dir)
-    state = {"epoch": 84, "model_state_dict": legacy_state_dict(model), "optimizer_state_dict": {}}
-    torch.save(state, path)
-    return path
+LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint
 
 
 def assembled_truth(prepared_dir: Path, image_id: str, mask_dir: str) -> np.ndarray:
@@ -165,9 +160,11 @@ def test_reassembled_tiles_equal_the_source(prepared_dir: Path, raw_dir: Path) -
         assert (masks == truth).mean() > 0.97
 
 
-def test_evaluate_matches_numpy_from_written_masks(prepared_dir: Path, tmp_path: Path) -> None:
+def test_evaluate_matches_numpy_from_written_masks(
+    prepared_dir: Path, tmp_path: Path, write_legacy_checkpoint: LegacyWriter
+) -> None:
     """Original 3-class checkpoint; every written number is recomputed from the written masks."""
-    ckpt = write_legacy_checkpoint(tmp_path / "unet11_axons.pth", prepared_dir)
+    ckpt = write_legacy_checkpoint(centred_unet(3, prepared_dir), tmp_path / "unet11_axons.pth")
     out = tmp_path / "eval"
     cfg = compose_evaluate(
         [f"ckpt_path={ckpt}", "encoder=vgg11", "task=axons", f"data_dir={prepared_dir}"]
@@ -248,15 +245,126 @@ def test_tuned_threshold_is_written_and_used(
     np.testing.assert_array_equal(mask, probs > sidecar["threshold"])
 
 
-def test_bad_evaluate_inputs(prepared_dir: Path, tmp_path: Path) -> None:
+def test_bad_evaluate_inputs(
+    prepared_dir: Path, tmp_path: Path, write_legacy_checkpoint: LegacyWriter
+) -> None:
     with pytest.raises(ValueError, match="ckpt_path"):
         evaluate(compose_evaluate([f"data_dir={prepared_dir}", f"output={tmp_path}"]))
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         evaluate(compose_evaluate([f"ckpt_path={tmp_path / 'missing.ckpt'}", f"output={tmp_path}"]))
-    ckpt = write_legacy_checkpoint(tmp_path / "axons.pth", None)
+    ckpt = write_legacy_checkpoint(centred_unet(3, None), tmp_path / "axons.pth")
     common = [f"ckpt_path={ckpt}", f"data_dir={prepared_dir}", f"output={tmp_path}", "device=cpu"]
     common += ["encoder=vgg11", "task=axons"]
     with pytest.raises(ValueError, match="binary"):
         evaluate(compose_evaluate([*common, "tune_threshold=true"]))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         evaluate(compose_evaluate([*common, f"data_dir={tmp_path / 'nowhere'}"]))
+
+
+# ---- tuning on the scored split predicts it once ----
+
+
+def test_threshold_ranks_give_every_grid_mask() -> None:
+    from neuroseg.evaluate import threshold_ranks
+    from neuroseg.inference import probs_to_mask
+
+    thresholds = np.linspace(0.05, 0.95, 19)
+    # Each grid value as float32 and its float32 neighbours: where rounding could split the two.
+    at = thresholds.astype(np.float32)
+    values = np.concatenate([np.nextafter(at, np.float32(0)), at, np.nextafter(at, np.float32(1))])
+    probs = np.concatenate([values, np.float32([0.0, 0.5, 1.0])])[None, None].astype(np.float32)
+    ranks = threshold_ranks(probs, thresholds)
+    assert ranks.dtype == np.uint8 and ranks.shape == probs.shape[1:]
+    for t in thresholds:
+        level = np.count_nonzero(thresholds <= t)
+        np.testing.assert_array_equal(ranks >= level, probs_to_mask(probs, float(t)) == 1)
+
+
+def test_tuning_on_val_predicts_each_val_tile_once(
+    prepared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neuroseg.predictor import load_model
+
+    forwarded: list[int] = []  # batch size of each forward pass
+
+    def counting_load_model(cfg: DictConfig) -> tuple:
+        loaded, *rest = load_model(cfg)
+        loaded.model.register_forward_hook(lambda _m, args, _out: forwarded.append(len(args[0])))
+        return (loaded, *rest)
+
+    monkeypatch.setattr("neuroseg.evaluate.load_model", counting_load_model)
+    ckpt = write_lightning_checkpoint(tmp_path / "binary.ckpt", prepared_dir)
+    overrides = [f"ckpt_path={ckpt}", f"data_dir={prepared_dir}", "device=cpu", "split=val"]
+    evaluate(compose_evaluate([*overrides, f"output={tmp_path / 'out'}", "tune_threshold=true"]))
+    val_tiles = [row for row in read_csv(prepared_dir / "manifest.csv") if row["split"] == "val"]
+    assert val_tiles and sum(forwarded) == len(val_tiles)
+    assert len(read_csv(tmp_path / "out" / "per_tile.csv")) == len(val_tiles)
+
+
+@pytest.fixture(scope="module")
+def fitted_ckpt(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Binary UNet11 whose final 1x1 conv is least-squares fitted to train tile masks.
+
+    Unlike the centred random model (best threshold always the lowest, probabilities near 0.5),
+    its val IoU peaks inside the grid and its probabilities fill every grid interval, so
+    masks at neighbouring thresholds differ.
+    """
+    model = centred_unet(1, prepared_dir)
+    features: list[torch.Tensor] = []
+    model.final.register_forward_hook(lambda _m, args, _out: features.append(args[0][0]))
+    targets = []
+    for tile in sorted((prepared_dir / "train" / "images").glob("*.tif"))[:8]:
+        with torch.no_grad():
+            model(torch.from_numpy(normalize(scale_to_unit(read_tiff(tile))))[None])
+        targets.append(read_image(prepared_dir / "train" / "masks" / f"{tile.stem}.png").ravel())
+    x = torch.cat([f.flatten(1).T for f in features]).double()
+    x = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+    y = torch.from_numpy(np.concatenate(targets) * 8.0 - 4.0)[:, None]  # logits of -4 / +4
+    solution = torch.linalg.lstsq(x, y).solution.float()
+    with torch.no_grad():
+        model.final.weight.copy_(solution[:-1].T.reshape(model.final.weight.shape))
+        model.final.bias.copy_(solution[-1])
+    path = tmp_path_factory.mktemp("fitted") / "fitted.ckpt"
+    checkpoint = torch.load(write_lightning_checkpoint(path, prepared_dir))
+    checkpoint["state_dict"] = {f"model.{key}": v for key, v in model.state_dict().items()}
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "postprocess",
+    [[], ["postprocess.min_object_px=5", "postprocess.fill_holes=true"]],
+    ids=["raw", "postprocessed"],
+)
+def test_one_pass_tuning_equals_tuning_then_scoring(
+    prepared_dir: Path, fitted_ckpt: Path, tmp_path: Path, postprocess: list[str]
+) -> None:
+    """tune_threshold=true split=val writes the bytes of a second run given the tuned threshold."""
+    ckpt = tmp_path / "fitted.ckpt"  # its own copy: tuning writes a sidecar next to it
+    ckpt.write_bytes(fitted_ckpt.read_bytes())
+    common = [f"ckpt_path={ckpt}", f"data_dir={prepared_dir}", "device=cpu", "split=val"]
+    common += postprocess
+    one, two = tmp_path / "one", tmp_path / "two"
+    tuned = evaluate(compose_evaluate([*common, f"output={one}", "tune_threshold=true"]))
+    # Inside the grid and not the default: a mask off by one grid step, or cut at 0.5, differs.
+    assert 0.05 < tuned["threshold"] < 0.95 and tuned["threshold"] != 0.5
+    assert tuned["val/iou_neurons"] > 0.5
+    evaluate(compose_evaluate([*common, f"output={two}", f"threshold={tuned['threshold']!r}"]))
+
+    def written(folder: Path) -> list[Path]:
+        files = [p.relative_to(folder) for p in folder.rglob("*") if p.is_file()]
+        return sorted(p for p in files if not p.name.startswith("events.out.tfevents"))
+
+    names = written(one)
+    assert names == written(two)
+    assert {p.parts[0] for p in names} == {
+        "per_image.csv",
+        "per_tile.csv",
+        "summary.csv",
+        "confusion_matrix.csv",
+        "masks",
+        "overlays",
+    }
+    for name in names:
+        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    assert read_image(one / next(p for p in names if p.parts[0] == "masks")).any()
