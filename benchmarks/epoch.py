@@ -4,6 +4,7 @@ Run from the repo root:
   python -m benchmarks.epoch                  # 2 epochs + validation, sample data, CPU config
   python -m benchmarks.epoch --quality        # fp32 vs bf16-mixed+channels_last, same seeds
   python -m benchmarks.epoch --gpu-full       # CUDA: 100 UNet11 epochs at the lab's resolution
+  python -m benchmarks.epoch --gpu-full --epochs 3   # the same, a first look
 Writes benchmarks/results/epoch.json, precision_quality.json (--quality), epoch_gpu.json.
 """
 
@@ -24,6 +25,8 @@ from benchmarks.common import (
     format_table,
     machine_info,
     model_flops,
+    peak_memory,
+    reset_peak_memory,
     write_results,
 )
 from neuroseg.demo import ensure_sample
@@ -100,41 +103,71 @@ def quality(work_dir: Path, per_condition: int, epochs: int, seeds: list[int]) -
     return {"epochs": epochs, "per_condition": per_condition, "runs": rows, "mean_val_iou": mean}
 
 
-def gpu_full(work_dir: Path, per_condition: int, epochs: int, workers: int) -> dict[str, object]:
-    """UNet11, 2x2 tiles of 768x1024 from 1536x2048 sources, random 512x768 crops, bf16 + NHWC.
-
-    Reports training images/s (validation excluded) and the fraction of the H100/H200 dense
-    bf16 peak that the counted FLOPs of those steps reach.
-    """
-    raw, prepared = work_dir / "full" / "raw", work_dir / "full" / "prepared"
-    synth = {"per_condition": per_condition, "seed": 0, "duplicates": 0}
-    palette = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "palette" / "qlab.yaml"))
-    split = {"train": 0.7, "val": 0.1, "test": 0.2}
-    prepare = {"fractions": split, "seed": 42, "rows": 2, "cols": 2, "palette": palette}
-    ensure_sample(raw, prepared, synth, prepare | {"workers": workers})
-    overrides = [
+def full_overrides(
+    prepared: Path, accelerator: str, crop_hw: tuple[int, int], workers: int, epochs: int
+) -> list[str]:
+    """The shipped config for `accelerator` (cpu | gpu), bf16 + NHWC, random init, no test."""
+    return [
+        f"trainer={accelerator}",
+        *(["data=gpu"] if accelerator == "gpu" else []),
         f"data.dir={prepared}",
-        "encoder.weights=null",
-        "trainer=gpu",
-        "model.channels_last=true",
+        f"data.crop_hw=[{crop_hw[0]},{crop_hw[1]}]",
         f"data.num_workers={workers}",
         "data.cache=true",
+        "encoder.weights=null",
+        "model.channels_last=true",
+        "trainer.precision=bf16-mixed",
         f"trainer.max_epochs={epochs}",
         "test=false",
         CLOCK,
     ]
-    run = timed_train(overrides, work_dir / "runs" / "gpu_full")
+
+
+def full_run(
+    work_dir: Path,
+    per_condition: int = 9,
+    epochs: int = 100,
+    workers: int = 8,
+    accelerator: str = "gpu",
+    source_hw: tuple[int, int] = (1536, 2048),
+    crop_hw: tuple[int, int] = (512, 768),
+) -> dict[str, object]:
+    """UNet11 on the lab's layout: 2x2 tiles of `source_hw` sources, random `crop_hw` crops.
+
+    `trainer=<accelerator>` and, on a GPU, `data=gpu` (batch 16, workers, pinned memory, cached
+    tiles), bf16 + channels_last, validation every epoch. Reports training images/s (validation
+    excluded, epoch 0 too: it holds cuDNN autotuning), wall time of the whole fit, peak memory
+    and the fraction of the H100/H200 dense bf16 peak that the counted FLOPs reach. The
+    defaults are the lab's run (45 sources, a few more than its 41); tests run it small on CPU.
+    """
+    raw, prepared = work_dir / "full" / "raw", work_dir / "full" / "prepared"
+    height, width = source_hw
+    synth = {"per_condition": per_condition, "seed": 0, "duplicates": 0}
+    synth |= {"height": height, "width": width}
+    palette = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "palette" / "qlab.yaml"))
+    split = {"train": 0.7, "val": 0.1, "test": 0.2}
+    prepare = {"fractions": split, "seed": 42, "rows": 2, "cols": 2, "palette": palette}
+    ensure_sample(raw, prepared, synth, prepare | {"workers": max(workers, 1)})
+    overrides = full_overrides(prepared, accelerator, crop_hw, workers, epochs)
+    device = torch.device("cuda" if accelerator == "gpu" else "cpu")
+    reset_peak_memory(device)
+    run = timed_train(overrides, work_dir / "runs" / f"full_{accelerator}")
     train_tiles = sum(1 for _ in (prepared / "train" / "images").iterdir())
-    train_s = sum(e["train_s"] for e in run["epochs"][1:])  # epoch 0 holds cuDNN autotuning
-    images_per_s = train_tiles * (len(run["epochs"]) - 1) / train_s
-    step_flops = model_flops(UNet11(1), (1, 3, 512, 768))["train_step"]
+    timed = run["epochs"][1:] or run["epochs"]
+    images_per_s = train_tiles * len(timed) / sum(e["train_s"] for e in timed)
+    step_flops = model_flops(UNet11(1), (1, 3, *crop_hw))["train_step"]
     achieved = images_per_s * step_flops
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else machine_info()["cpu"]
     return {
-        "device": torch.cuda.get_device_name(0),
+        "device": name,
+        "source_hw": list(source_hw),
+        "sources": 5 * per_condition,
         "train_tiles": train_tiles,
         "images_per_s": images_per_s,
         "achieved_tflops_per_s": achieved / 1e12,
-        "of_bf16_peak": achieved / H100_BF16_DENSE_FLOPS,
+        "of_bf16_peak": achieved / H100_BF16_DENSE_FLOPS if device.type == "cuda" else None,
+        "fit_wall_s": run["wall_s"],
+        **peak_memory(device),
         "overrides": overrides,
         **run,
     }
@@ -160,8 +193,8 @@ def main() -> None:
     elif args.gpu_full:
         if not torch.cuda.is_available():
             raise SystemExit("--gpu-full needs a CUDA device; none is visible")
-        full = gpu_full(args.work_dir, 8, args.epochs or 100, args.workers)
-        print(format_table([full], ["device", "images_per_s", "of_bf16_peak"]))
+        full = full_run(args.work_dir, epochs=args.epochs or 100, workers=args.workers)
+        print(format_table([full], ["device", "images_per_s", "of_bf16_peak", "fit_wall_s"]))
         print("wrote", write_results(args.out or "epoch_gpu", payload | {"gpu_full": full}))
     else:
         runs = sample_epochs(args.work_dir, args.per_condition, args.epochs or 2)

@@ -1,0 +1,43 @@
+"""The GPU benchmark's run, checked small on CPU so a GPU session spends its time measuring."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize
+
+from benchmarks.epoch import full_overrides, full_run
+from neuroseg import io
+
+
+def test_gpu_overrides_compose_the_gpu_settings(tmp_path: Path) -> None:
+    overrides = full_overrides(tmp_path, "gpu", (512, 768), workers=8, epochs=100)
+    with initialize(version_base="1.3", config_path="../conf"):
+        cfg = compose("train", overrides=overrides)
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    assert cfg.trainer.benchmark is True and cfg.trainer.max_epochs == 100
+    assert cfg.data.batch_size == 16 and cfg.data.pin_memory and cfg.data.cache
+    assert list(cfg.data.crop_hw) == [512, 768] and cfg.data.num_workers == 8
+    assert cfg.model.channels_last and cfg.encoder.weights is None and not cfg.test
+    assert cfg.callbacks.epoch_clock._target_ == "benchmarks.common.EpochClock"
+
+
+@pytest.mark.slow
+def test_full_run_small_on_cpu(tmp_path: Path) -> None:
+    result = full_run(
+        tmp_path, per_condition=1, epochs=2, workers=0, accelerator="cpu",
+        source_hw=(192, 256), crop_hw=(64, 96),
+    )  # fmt: skip
+    manifest = io.read_csv(tmp_path / "full" / "prepared" / "manifest.csv")
+    train_tiles = sum(row["split"] == "train" for row in manifest)
+    assert result["sources"] == 5 and result["train_tiles"] == train_tiles > 0
+    epochs = result["epochs"]
+    assert [e["epoch"] for e in epochs] == [0, 1]
+    # Epoch 0 (warm-up, autotuning on a GPU) is left out of the rate.
+    assert math.isclose(result["images_per_s"], train_tiles / epochs[1]["train_s"])
+    assert result["fit_wall_s"] >= sum(e["total_s"] for e in epochs)
+    assert all(0.0 <= e["val_iou"] <= 1.0 for e in epochs)
+    assert result["of_bf16_peak"] is None and result["peak_gpu_alloc_mib"] is None
+    assert result["peak_rss_mib"] > 0 and result["achieved_tflops_per_s"] > 0
