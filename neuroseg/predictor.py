@@ -1,7 +1,7 @@
 """A checkpoint made ready to segment images: model on its device, task, threshold, settings.
 
 Shared by predict and evaluate, which read the same config keys (ckpt_path, trust_checkpoint,
-encoder, task, threshold, device, window, overlap, batch_size, tta, postprocess).
+encoder, task, threshold, device, threads, window, overlap, batch_size, tta, postprocess).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from neuroseg.models.checkpoint import LoadedModel, load_checkpoint
 from neuroseg.postprocess import postprocess
 from neuroseg.precision import resolve_precision
 from neuroseg.task import Task, get_task
+from neuroseg.threads import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def load_model(cfg: DictConfig) -> tuple[LoadedModel, Task, float, torch.device]
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold {threshold}: choose a probability in [0, 1]")
     device = resolve_device(cfg.device)
+    set_threads(cfg.get("threads"))
     loaded.model.to(device)
     log.info(
         "%s checkpoint %s: %s, task %s, threshold %.3f, device %s",

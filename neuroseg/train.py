@@ -16,6 +16,7 @@ from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
 from neuroseg.lit import SegmentationModule
 from neuroseg.precision import resolve_precision
+from neuroseg.threads import set_threads
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the logged metrics for sweeps and tests."""
     if cfg.get("sample"):
         ensure_sample(**OmegaConf.to_container(cfg.sample, resolve=True))
+    set_threads(cfg.get("threads"))
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = NeuroSegDataModule(**cfg.data, task=cfg.task.name)
     model = SegmentationModule(
