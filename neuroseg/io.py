@@ -158,11 +158,21 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in `folder` (or `folder` itself if it is a file), sorted by name."""
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files in `folder` (or `folder` itself if it is a file), sorted by path.
+
+    `recursive` also looks in sub-folders, leaving out hidden files and folders.
+    """
     folder = Path(folder)
     if folder.is_file():
         return [folder]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such file or folder")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p
+        for p in found
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )

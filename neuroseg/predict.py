@@ -3,6 +3,9 @@ morphometrics table.
 
     python -m neuroseg.predict ckpt_path=model.ckpt input=images/ [tta=true] [save_probs=true]
 
+A folder is searched with its sub-folders, whose layout the outputs repeat: the lab's
+`originals/<condition>/<n>.tif` gives `<output>/<condition>/<n>_mask.png`, where analyze looks.
+
 An unreadable image is reported by name and skipped; the others are still written, the skipped
 ones are listed in failures.csv, and the command exits with status 1.
 """
@@ -52,11 +55,27 @@ def write_probs(output: Path, stem: str, probs: np.ndarray, task: Task) -> None:
         write_tiff(output / f"{stem}_probs_{name}.tif", plane)
 
 
+def is_output(path: Path, output: Path) -> bool:
+    """True for a mask, overlay or probability file that predict wrote under `output`: an
+    output folder inside the input folder (or equal to it) must not feed a rerun."""
+    name = path.name
+    ours = name.endswith(("_mask.png", "_overlay.png")) or (
+        "_probs_" in name and path.suffix == ".tif"
+    )
+    return ours and path.resolve().is_relative_to(output.resolve())
+
+
+def relative_stem(path: Path, root: Path) -> Path:
+    """Where `path`'s outputs go under the output folder: its sub-folder under `root` + stem."""
+    parent = path.parent.relative_to(root) if root.is_dir() else Path()
+    return parent / path.stem
+
+
 def check_stems(paths: list[Path], folder: Path) -> None:
     """Raise ValueError listing names whose outputs would overwrite each other (a.tif, a.png)."""
-    seen: dict[str, list[str]] = {}
+    seen: dict[Path, list[str]] = {}
     for path in paths:
-        seen.setdefault(path.stem, []).append(path.name)
+        seen.setdefault(relative_stem(path, folder), []).append(str(path.relative_to(folder)))
     clashes = [names for names in seen.values() if len(names) > 1]
     if clashes:
         raise ValueError(
@@ -70,33 +89,36 @@ def predict(cfg: DictConfig) -> PredictResult:
     morphometrics.csv and failures.csv into `cfg.output`."""
     if cfg.get("input") is None:
         raise ValueError("input is not set; pass input=<image file or folder of images>")
-    paths = list_images(Path(cfg.input))
+    root, output = Path(cfg.input), Path(cfg.output)
+    paths = [p for p in list_images(root, recursive=True) if not is_output(p, output)]
     if not paths:
         raise ValueError(
-            f"{cfg.input}: no .tif/.png/.jpg images there; pass input=<file or folder>"
+            f"{cfg.input}: no .tif/.png/.jpg images there or in its sub-folders; "
+            "pass input=<file or folder>"
         )
-    check_stems(paths, Path(cfg.input))
+    check_stems(paths, root if root.is_dir() else root.parent)
     loaded, task, threshold, device = load_model(cfg)
-    output = Path(cfg.output)
     rows: list[dict[str, int | float | str]] = []
     failures: list[dict[str, str]] = []
     for path in paths:
+        stem = relative_stem(path, root)
+        name = (stem.parent / path.name).as_posix()  # the image, relative to input
         try:
             image = read_image(path)
         except (ValueError, OSError) as error:
-            log.error("skipped %s: %s", path.name, error)
-            failures.append({"image": path.name, "error": str(error)})
+            log.error("skipped %s: %s", name, error)
+            failures.append({"image": name, "error": str(error)})
             continue
         probs, mask = segment(loaded.model, image, task, threshold, cfg, device)
-        write_png(output / f"{path.stem}_mask.png", mask)
+        write_png(output / f"{stem}_mask.png", mask)
         write_png(
-            output / f"{path.stem}_overlay.png",
+            output / f"{stem}_overlay.png",
             overlay(to_gray(image), mask, **OmegaConf.to_container(cfg.overlay)),
         )
         if cfg.save_probs:
-            write_probs(output, path.stem, probs, task)
-        rows.append({"image": path.name} | measure(mask, task.num_classes, cfg.min_neuron_px))
-        log.info("%s: %d neurons", path.name, rows[-1]["neuron_count"])
+            write_probs(output / stem.parent, stem.name, probs, task)
+        rows.append({"image": name} | measure(mask, task.num_classes, cfg.min_neuron_px))
+        log.info("%s: %d neurons", name, rows[-1]["neuron_count"])
     write_csv(output / "morphometrics.csv", rows, COLUMNS)
     write_csv(output / "failures.csv", failures, ("image", "error"))
     if failures:

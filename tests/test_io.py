@@ -106,3 +106,14 @@ def test_tasks_and_unknown_task() -> None:
     assert get_task("axons").foreground == ("neurons", "axons")
     with pytest.raises(KeyError, match="binary"):
         get_task("cells")
+
+
+def test_list_images_recursive_skips_hidden(tmp_path: Path) -> None:
+    io.write_png(tmp_path / "b" / "2.png", np.zeros((4, 4), np.uint8))
+    io.write_png(tmp_path / "a.png", np.zeros((4, 4), np.uint8))
+    io.write_png(tmp_path / ".cache" / "x.png", np.zeros((4, 4), np.uint8))
+    io.write_png(tmp_path / "b" / ".partial.png", np.zeros((4, 4), np.uint8))
+    (tmp_path / "b" / "notes.txt").write_text("not an image")
+    assert [p.name for p in io.list_images(tmp_path)] == ["a.png"]
+    found = [p.relative_to(tmp_path).as_posix() for p in io.list_images(tmp_path, recursive=True)]
+    assert found == ["a.png", "b/2.png"]

@@ -191,3 +191,33 @@ def test_overlay_colours() -> None:
     truth[1:3, 1:3] = 1
     outlined = overlay(gray, mask, colors=[[0, 255, 0]], truth=truth, outline_color=(255, 255, 0))
     assert outlined[1, 1].tolist() == [255, 255, 0]
+
+
+def test_folder_tree_outputs_repeat_its_layout(
+    tmp_path: Path, write_legacy_checkpoint: LegacyWriter
+) -> None:
+    write_legacy_checkpoint(random_unet11(1), tmp_path / "unet11.pth")
+    originals = tmp_path / "originals"
+    rng = np.random.default_rng(2)
+    for condition in ("200_2", "empty"):
+        for number in (1, 2):
+            image = rng.integers(0, 256, (64, 96), dtype=np.uint8)
+            write_tiff(originals / condition / f"{number}.tif", image)
+    write_tiff(originals / ".hidden" / "1.tif", np.zeros((64, 96), np.uint8))
+    common = [f"ckpt_path={tmp_path / 'unet11.pth'}", "encoder=vgg11", "task=binary"]
+    common += [f"input={originals}", "device=cpu"]
+    # Output inside the input tree: a rerun must not take the first run's masks for images.
+    out = originals / "preds"
+    for _ in range(2):
+        result = predict(compose_predict([*common, f"output={out}"]))
+        names = ["200_2/1.tif", "200_2/2.tif", "empty/1.tif", "empty/2.tif"]
+        assert [row["image"] for row in result.rows] == names and result.failures == []
+    for name in names:
+        stem = Path(name).with_suffix("")
+        assert read_image(out / f"{stem}_mask.png").shape == (64, 96)
+        assert (out / f"{stem}_overlay.png").is_file()
+    assert [row["image"] for row in read_csv(out / "morphometrics.csv")] == names
+    # The same numbers in two conditions do not clash: outputs keep their sub-folders.
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*_mask.png")) == [
+        "200_2/1_mask.png", "200_2/2_mask.png", "empty/1_mask.png", "empty/2_mask.png"
+    ]  # fmt: skip
