@@ -15,6 +15,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
 from neuroseg.lit import SegmentationModule
+from neuroseg.models.checkpoint import lightning_names, read_checkpoint
 from neuroseg.precision import resolve_precision
 from neuroseg.threads import set_threads
 
@@ -46,7 +47,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume_path(cfg.get("ckpt_path"), trainer))
+    resume = resume_path(cfg.get("ckpt_path"), trainer)
+    if resume is not None:
+        check_resume(Path(resume), cfg.encoder.name, cfg.task.name)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
     metrics = dict(trainer.callback_metrics)
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint(trainer))
@@ -74,6 +78,23 @@ def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
     if not path.is_file():
         raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} does not exist; {hint}")
     return str(path)
+
+
+def check_resume(path: Path, encoder: str, task: str) -> None:
+    """Refuse a checkpoint of another encoder or task before Lightning fails on tensor shapes.
+
+    A resumed run is composed afresh from the command line, so it must repeat the first run's
+    overrides; the error names them.
+    """
+    hparams = read_checkpoint(path, trusted=False).get("hyper_parameters", {})
+    try:
+        lightning_names(hparams, path, encoder, task)
+    except ValueError as error:
+        overrides = path.parent.parent / ".hydra" / "overrides.yaml"
+        raise ValueError(
+            f"{error}. A resumed run must repeat the first run's overrides (listed in "
+            f"{overrides}), e.g. python -m neuroseg.train encoder=<...> task=<...> ckpt_path=..."
+        ) from None
 
 
 def best_checkpoint(trainer: pl.Trainer) -> str | None:

@@ -153,6 +153,10 @@ def test_fit_logs_checkpoints_and_resumes(prepared_dir: Path, tmp_path: Path) ->
     adam_state = resumed["optimizer_states"][0]["state"][0]
     assert int(adam_state["step"]) == 6
     assert (tmp_path / "tensorboard" / "version_1").is_dir()
+    # Resuming with another task (the first run's overrides forgotten) names the fix up front.
+    wrong = [*common, "task=axons", "trainer.max_epochs=4", "ckpt_path=last", "test=false"]
+    with pytest.raises(ValueError, match=r"task=binary but task=axons.*overrides\.yaml"):
+        train(compose_train(wrong))
 
 
 def test_missing_checkpoint_names_the_file(prepared_dir: Path, tmp_path: Path) -> None:
