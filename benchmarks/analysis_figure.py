@@ -1,6 +1,6 @@
 """README figure: axon rose plot per condition on the sample data, plus grid-angle accuracy.
 
-Run: .venv/bin/python benchmarks/analysis_figure.py [--raw data/sample/raw]
+Run: .venv/bin/python benchmarks/analysis_figure.py [--raw data/synth/raw]
 Writes benchmarks/figures/rose_by_condition.png. The sample raw tree is made with the shipped
 synth config if it does not exist yet; masks are its truth class maps (as hand labels would be).
 """
@@ -50,7 +50,7 @@ def grid_errors(rows: list[dict[str, object]], truth_csv: Path) -> dict[str, lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", type=Path, default=ROOT / "data" / "sample" / "raw")
+    parser.add_argument("--raw", type=Path, default=ROOT / "data" / "synth" / "raw")
     parser.add_argument("--dpi", type=int, default=80)
     args = parser.parse_args()
     if not (args.raw / "originals").is_dir():

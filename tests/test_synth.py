@@ -106,6 +106,9 @@ def test_dataset_tree_follows_the_raw_contract(tmp_path: Path) -> None:
         assert copy != source and copy.read_bytes() == source.read_bytes()
     empty = [row for row in rows if row["condition"] == "empty"]
     assert all(row["grid_angle_deg"] == "" and row["axon_mode"] == "random" for row in empty)
+    settings = io.read_json(raw / "truth" / "settings.json")
+    assert settings["per_condition"] == 2 and settings["duplicates"] == 6
+    assert (settings["height"], settings["width"]) == (64, 96)
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:

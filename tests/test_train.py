@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -201,6 +202,14 @@ def test_ensure_sample_makes_once_then_reuses(tmp_path: Path) -> None:
         "train",
         "val",
     ]
+    # Other settings are never silently ignored: the error names them and the fix.
+    more = {**sample, "synth": {**sample["synth"], "per_condition": 2}}
+    with pytest.raises(ValueError, match=r"prepared was made .*synth.per_condition=1 \(asked: 2\)"):
+        ensure_sample(**more)
+    shutil.rmtree(prepared)  # the raw tree alone is checked too
+    with pytest.raises(ValueError, match=r"raw was made .*per_condition=1 \(asked: 2\).*Delete"):
+        ensure_sample(**more)
+    assert ensure_sample(**sample) == prepared and manifest.is_file()
 
 
 def run_train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:

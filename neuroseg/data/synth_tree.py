@@ -126,4 +126,9 @@ def make_dataset(
             copy_of = sample(index, source)
             rows.append(write_sample(tmp, path, copy_of, source_path, jpeg_quality, paints))
         io.write_csv(tmp / "truth" / "images.csv", rows, TRUTH_COLUMNS)
+        settings = dict(per_condition=per_condition, height=height, width=width)
+        settings |= dict(bit_depth=bit_depth, seed=seed, duplicates=duplicates)
+        settings |= dict(pixel_size_um=pixel_size_um, jpeg_quality=jpeg_quality)
+        settings |= dict(conditions=list(conditions), paint_rgb=paints)
+        io.write_json(tmp / "truth" / "settings.json", settings)  # what reuse is checked against
     return Path(out_dir)
