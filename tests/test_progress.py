@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize
@@ -71,14 +72,28 @@ class Batches(pl.Callback):
         Batches.current = None
 
 
+@pytest.mark.parametrize(
+    "accelerator",
+    [
+        "cpu",
+        pytest.param(
+            "gpu",
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+            ],
+        ),
+    ],
+)
 def test_training_reads_device_values_only_on_logging_steps(
-    prepared_dir: Path, tmp_path: Path
+    accelerator: str, prepared_dir: Path, tmp_path: Path
 ) -> None:
     every = 4
     with initialize(version_base="1.3", config_path="../conf"):
         cfg = compose(
             "train",
             overrides=[
+                f"trainer={accelerator}",
                 "encoder.weights=null",
                 "data.crop_hw=[64,96]",
                 "data.batch_size=2",
