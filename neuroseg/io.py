@@ -6,7 +6,7 @@ import csv
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -167,21 +167,32 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+def list_images(
+    folder: Path, recursive: bool = False, skip: Callable[[Path], bool] | None = None
+) -> list[Path]:
     """Image files in `folder` (or `folder` itself if it is a file), sorted by path.
 
-    `recursive` also looks in sub-folders, leaving out hidden files and folders.
+    `recursive` also looks in sub-folders, symlinked ones included (each real folder once),
+    leaving out hidden files and folders and the folders for which `skip(folder)` is true.
     """
     folder = Path(folder)
     if folder.is_file():
         return [folder]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such file or folder")
-    found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in found
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    if not recursive:
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    found, seen = [], set()
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        here = Path(top)
+        if here.resolve() in seen:  # a symlink back up the tree
+            dirs.clear()
+            continue
+        seen.add(here.resolve())
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (skip and skip(here / d))]
+        found += [
+            here / name
+            for name in files
+            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
+        ]
+    return sorted(found)

@@ -55,6 +55,15 @@ def write_probs(output: Path, stem: str, probs: np.ndarray, task: Task) -> None:
         write_tiff(output / f"{stem}_probs_{name}.tif", plane)
 
 
+def is_run_folder(folder: Path) -> bool:
+    """True for a folder a neuroseg run wrote (Hydra's .hydra/, or predict's table): a tree
+    searched for images must not feed earlier masks and overlays back in."""
+    found = (folder / ".hydra").is_dir() or (folder / "morphometrics.csv").is_file()
+    if found:
+        log.info("not searched for images: %s (a run's output folder)", folder)
+    return found
+
+
 def is_output(path: Path, output: Path) -> bool:
     """True for a mask, overlay or probability file that predict wrote under `output`: an
     output folder inside the input folder (or equal to it) must not feed a rerun."""
@@ -90,7 +99,8 @@ def predict(cfg: DictConfig) -> PredictResult:
     if cfg.get("input") is None:
         raise ValueError("input is not set; pass input=<image file or folder of images>")
     root, output = Path(cfg.input), Path(cfg.output)
-    paths = [p for p in list_images(root, recursive=True) if not is_output(p, output)]
+    found = list_images(root, recursive=True, skip=is_run_folder)
+    paths = [p for p in found if not is_output(p, output)]
     if not paths:
         raise ValueError(
             f"{cfg.input}: no .tif/.png/.jpg images there or in its sub-folders; "

@@ -204,13 +204,17 @@ def test_folder_tree_outputs_repeat_its_layout(
             image = rng.integers(0, 256, (64, 96), dtype=np.uint8)
             write_tiff(originals / condition / f"{number}.tif", image)
     write_tiff(originals / ".hidden" / "1.tif", np.zeros((64, 96), np.uint8))
+    write_tiff(tmp_path / "share" / "1.tif", np.zeros((64, 96), np.uint8))
+    (originals / "linked").symlink_to(tmp_path / "share", target_is_directory=True)
+    (originals / "linked" / "loop").symlink_to(originals, target_is_directory=True)
     common = [f"ckpt_path={tmp_path / 'unet11.pth'}", "encoder=vgg11", "task=binary"]
     common += [f"input={originals}", "device=cpu"]
-    # Output inside the input tree: a rerun must not take the first run's masks for images.
+    names = ["200_2/1.tif", "200_2/2.tif", "empty/1.tif", "empty/2.tif", "linked/1.tif"]
+    # Outputs inside the input tree, then a second run elsewhere: neither takes a run's masks
+    # and overlays for images.
     out = originals / "preds"
-    for _ in range(2):
-        result = predict(compose_predict([*common, f"output={out}"]))
-        names = ["200_2/1.tif", "200_2/2.tif", "empty/1.tif", "empty/2.tif"]
+    for output in (out, out, tmp_path / "second"):
+        result = predict(compose_predict([*common, f"output={output}"]))
         assert [row["image"] for row in result.rows] == names and result.failures == []
     for name in names:
         stem = Path(name).with_suffix("")
@@ -219,5 +223,6 @@ def test_folder_tree_outputs_repeat_its_layout(
     assert [row["image"] for row in read_csv(out / "morphometrics.csv")] == names
     # The same numbers in two conditions do not clash: outputs keep their sub-folders.
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*_mask.png")) == [
-        "200_2/1_mask.png", "200_2/2_mask.png", "empty/1_mask.png", "empty/2_mask.png"
+        "200_2/1_mask.png", "200_2/2_mask.png", "empty/1_mask.png", "empty/2_mask.png",
+        "linked/1_mask.png",
     ]  # fmt: skip
