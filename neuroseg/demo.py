@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from neuroseg import io
 from neuroseg.data.prepare import prepare_dataset
-from neuroseg.data.synth_tree import make_dataset
+from neuroseg.data.synth_tree import PAINT_RGB, make_dataset
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def ensure_sample(
     with the same settings; other settings raise an error instead of being silently ignored.
     """
     raw_dir, prepared_dir = Path(raw_dir), Path(prepared_dir)
-    asked = as_json({"synth": synth, "prepare": prepare})
+    asked = sample_settings(synth, prepare)
     record = prepared_dir / SAMPLE_RECORD
     if (prepared_dir / "manifest.csv").is_file():
         if record.is_file():
@@ -36,12 +37,14 @@ def ensure_sample(
         else:
             log.warning(f"{prepared_dir}: reused; it records no sample settings to check")
         return prepared_dir
+    saved_synth = raw_dir / "truth" / "settings.json"
     if not (raw_dir / "originals").is_dir():
         log.info(f"making the sample raw tree in {raw_dir}")
         make_dataset(raw_dir, **synth)
-    elif (raw_dir / "truth" / "settings.json").is_file():
-        saved = io.read_json(raw_dir / "truth" / "settings.json")
-        check_same(raw_dir, {"synth": saved}, {"synth": asked["synth"]}, prepared_dir)
+    elif saved_synth.is_file():
+        check_same(raw_dir, {"synth": io.read_json(saved_synth)}, asked, prepared_dir)
+    else:
+        log.warning(f"{raw_dir}: reused; it records no sample settings to check")
     log.info(f"preparing {raw_dir} into {prepared_dir}")
     prepare_dataset(raw_dir=raw_dir, out_dir=prepared_dir, **prepare)
     io.write_json(record, asked)
@@ -49,23 +52,45 @@ def ensure_sample(
 
 
 SAMPLE_RECORD = "sample.json"  # the settings a prepared sample tree was made with
+# Keys that change how fast or how strictly a tree is made, never its files.
+NOT_SETTINGS = {"out_dir", "raw_dir", "workers", "overwrite", "strict"}
 
 
-def as_json(value: Any) -> Any:
-    """`value` as JSON would give it back (tuples as lists), so saved and asked compare equal."""
-    return json.loads(json.dumps(value))
+def full_keywords(function: Callable[..., Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """`given` plus `function`'s defaults for the keywords it leaves out, less NOT_SETTINGS."""
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    merged = defaults | dict(given)
+    return {key: value for key, value in merged.items() if key not in NOT_SETTINGS}
+
+
+def sample_settings(synth: Mapping[str, Any], prepare: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting the sample's files depend on, as JSON gives it back (tuples as lists).
+
+    Same keys and values as make_dataset's truth/settings.json, whose paints are the merged ones.
+    """
+    synth = full_keywords(make_dataset, synth)
+    synth["paint_rgb"] = PAINT_RGB | dict(synth.get("paint_rgb") or {})
+    settings = {"synth": synth, "prepare": full_keywords(prepare_dataset, prepare)}
+    return json.loads(json.dumps(settings))
 
 
 def check_same(folder: Path, saved: Mapping, asked: Mapping, other: Path) -> None:
-    """Raise ValueError naming every `section.key` whose saved value differs from the asked one."""
+    """Raise ValueError naming every `section.key` whose saved value differs from the asked one.
+
+    Only the sections `saved` holds are compared (a raw tree records `synth` alone).
+    """
     differ = [
-        f"{section}.{key}={saved[section][key]!r} (asked: {value!r})"
-        for section, keys in asked.items()
-        for key, value in keys.items()
-        if key in saved.get(section, {}) and saved[section][key] != value
+        f"{section}.{key}={saved[section].get(key)!r} (asked: {value!r})"
+        for section in saved.keys() & asked.keys()
+        for key, value in asked[section].items()
+        if saved[section].get(key) != value
     ]
     if differ:
         raise ValueError(
-            f"{folder} was made with other sample settings: {'; '.join(differ)}. Delete {folder} "
-            f"and {other} to remake them, or set paths.data_dir=<another folder>"
+            f"{folder} was made with other sample settings: {'; '.join(sorted(differ))}. "
+            f"Delete {folder} and {other} to remake them, or set paths.data_dir=<another folder>"
         )

@@ -202,6 +202,9 @@ def test_ensure_sample_makes_once_then_reuses(tmp_path: Path) -> None:
         "train",
         "val",
     ]
+    # Speed settings are not settings of the data: another worker count reuses the trees.
+    faster = {**sample, "prepare": {**sample["prepare"], "workers": 2}}
+    assert ensure_sample(**faster) == prepared and manifest.stat().st_mtime_ns == stamp
     # Other settings are never silently ignored: the error names them and the fix.
     more = {**sample, "synth": {**sample["synth"], "per_condition": 2}}
     with pytest.raises(ValueError, match=r"prepared was made .*synth.per_condition=1 \(asked: 2\)"):
