@@ -11,6 +11,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize
+from pytorch_lightning.callbacks import TQDMProgressBar
 from torch.overrides import TorchFunctionMode
 
 from neuroseg.progress import ProgressBar
@@ -25,6 +26,12 @@ HOST_READS = {
     torch.Tensor.__bool__,
     torch.Tensor.__float__,
     torch.Tensor.__int__,
+    torch.Tensor.__index__,
+    torch.Tensor.__format__,
+    torch.Tensor.__array__,
+    torch.Tensor.nonzero,
+    torch.Tensor.equal,
+    torch.Tensor.allclose,
 }
 # Host-side tensors by nature: Adam's step counters and the loader's random seeds.
 HOST_SIDE = ("torch/optim/", "torch/utils/data/", "neuroseg/data/")
@@ -119,14 +126,38 @@ def test_training_reads_device_values_only_on_logging_steps(
     assert all(reads.per_batch[step] >= 1 for step in logging_steps)
 
 
-def test_bar_shows_the_loss_of_the_last_logging_step() -> None:
+class CountingMetrics(dict):
+    """`trainer.callback_metrics` stand-in that counts the values the bar takes."""
+
+    reads = 0
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        CountingMetrics.reads += 1
+        return super().__getitem__(name)
+
+
+def test_bar_reads_the_loss_once_per_logging_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only the bar's own logic: the tqdm drawing of the parent class is switched off.
+    monkeypatch.setattr(TQDMProgressBar, "on_train_batch_end", lambda *args: None)
+    monkeypatch.setattr(TQDMProgressBar, "on_train_epoch_end", lambda *args: None)
     bar = ProgressBar(step_metrics=["train/loss"])
     trainer = SimpleNamespace(
         training=True, log_every_n_steps=5, loggers=[], progress_bar_metrics={"val/loss": 1.5}
     )
-    shown = []
-    for step, loss in ((5, 0.25), (6, 0.5), (9, 0.75), (10, 0.125)):
-        trainer.global_step, trainer.callback_metrics = step, {"train/loss": torch.tensor(loss)}
-        shown.append(bar.get_metrics(trainer, None))
-    assert [items["train/loss"] for items in shown] == [0.25, 0.25, 0.25, 0.125]
-    assert all(items["val/loss"] == 1.5 for items in shown)
+    CountingMetrics.reads = 0
+    shown, reads = [], []
+    # Two batches per optimizer step (gradient accumulation), steps 0 (before any) to 11.
+    for batch_idx, step in enumerate([0, 0, *(s for s in range(1, 12) for _ in range(2))]):
+        trainer.global_step = step
+        trainer.callback_metrics = CountingMetrics({"train/loss": torch.tensor(step / 8)})
+        bar.on_train_batch_end(trainer, None, None, None, batch_idx)
+        shown.append(bar.get_metrics(trainer, None).get("train/loss"))
+        reads.append(CountingMetrics.reads)
+    # Step 0 shows nothing; steps 5 and 10 are read once each, on their first batch.
+    assert shown[:2] == [None, None] and reads[-1] == 2
+    assert shown[2 + 2 * 4 : 2 + 2 * 5] == [5 / 8, 5 / 8]  # batches of step 5
+    assert shown[-1] == 10 / 8 and bar.get_metrics(trainer, None)["val/loss"] == 1.5
+    bar.on_train_epoch_end(trainer, None)  # a new step: the epoch's last loss is read
+    assert bar.get_metrics(trainer, None)["train/loss"] == 11 / 8 and CountingMetrics.reads == 3
+    bar.on_train_epoch_end(trainer, None)  # the same step again: no second read
+    assert CountingMetrics.reads == 3
