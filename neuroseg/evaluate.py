@@ -73,6 +73,11 @@ def tune_threshold(
     if task.out_channels != 1:
         raise ValueError(f"tune_threshold=true needs a binary model; task {task.name} uses argmax")
     thresholds = np.linspace(**OmegaConf.to_container(cfg.threshold_grid))
+    if thresholds.size == 0 or thresholds.min() < 0.0 or thresholds.max() > 1.0:
+        raise ValueError(
+            f"threshold_grid={OmegaConf.to_container(cfg.threshold_grid)}: choose thresholds "
+            "in [0, 1], e.g. threshold_grid.start=0.05 threshold_grid.stop=0.95"
+        )
     counts, ranks = [], {}
     for image in predict_split(model, data_dir, "val", task, cfg, device):
         counts.append(threshold_counts(image.probs[0], image.truth, thresholds, image.covered))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import hydra
@@ -86,9 +87,12 @@ def check_resume(path: Path, encoder: str, task: str) -> None:
     A resumed run is composed afresh from the command line, so it must repeat the first run's
     overrides; the error names them.
     """
-    hparams = read_checkpoint(path, trusted=False).get("hyper_parameters", {})
+    # Trusted: resuming means Lightning unpickles this run's own file in full right after.
+    saved = read_checkpoint(path, trusted=True)
+    if not isinstance(saved, Mapping) or "hyper_parameters" not in saved:
+        raise ValueError(f"ckpt_path={path} is not a checkpoint written by train; resume from one")
     try:
-        lightning_names(hparams, path, encoder, task)
+        lightning_names(saved["hyper_parameters"], path, encoder, task)
     except ValueError as error:
         overrides = path.parent.parent / ".hydra" / "overrides.yaml"
         raise ValueError(

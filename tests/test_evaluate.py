@@ -12,14 +12,16 @@ import pytest
 import tifffile
 import torch
 from hydra import compose, initialize
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from neuroseg.assembly import assemble_tiles
 from neuroseg.data.transforms import normalize
-from neuroseg.evaluate import evaluate
+from neuroseg.evaluate import evaluate, threshold_ranks, tune_threshold
+from neuroseg.inference import probs_to_mask
 from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import predict
+from neuroseg.predictor import load_model
 from neuroseg.scoring import (
     best_threshold,
     class_scores,
@@ -27,6 +29,7 @@ from neuroseg.scoring import (
     summarize,
     threshold_counts,
 )
+from neuroseg.task import get_task
 
 
 def compose_evaluate(overrides: list[str]) -> DictConfig:
@@ -265,8 +268,6 @@ def test_bad_evaluate_inputs(
 
 
 def test_threshold_ranks_give_every_grid_mask() -> None:
-    from neuroseg.evaluate import threshold_ranks
-    from neuroseg.inference import probs_to_mask
 
     thresholds = np.linspace(0.05, 0.95, 19)
     # Each grid value as float32 and its float32 neighbours: where rounding could split the two.
@@ -283,7 +284,6 @@ def test_threshold_ranks_give_every_grid_mask() -> None:
 def test_tuning_on_val_predicts_each_val_tile_once(
     prepared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from neuroseg.predictor import load_model
 
     forwarded: list[int] = []  # batch size of each forward pass
 
@@ -368,3 +368,12 @@ def test_one_pass_tuning_equals_tuning_then_scoring(
     for name in names:
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert read_image(one / next(p for p in names if p.parts[0] == "masks")).any()
+
+
+@pytest.mark.parametrize(
+    "grid", [{"start": -0.1, "stop": 0.9, "num": 5}, {"start": 0.1, "stop": 1.5, "num": 3}]
+)
+def test_threshold_grid_outside_0_1_is_refused(grid: dict[str, float], tmp_path: Path) -> None:
+    cfg = OmegaConf.create({"threshold_grid": grid})
+    with pytest.raises(ValueError, match=r"threshold_grid=.*choose thresholds in \[0, 1\]"):
+        tune_threshold(None, tmp_path, get_task("binary"), cfg, torch.device("cpu"))

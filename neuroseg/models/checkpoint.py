@@ -130,11 +130,16 @@ def read_checkpoint(path: Path, trusted: bool) -> object:
         # weights_only: tensors, primitives and containers; torch refuses any other global.
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        names = ", ".join(unsafe_globals(path)) or "or it is not a checkpoint at all"
+        names = unsafe_globals(path)
+        if not names:
+            raise ValueError(
+                f"{path} could not be read as a checkpoint ({err}); pass a .ckpt written by "
+                "train or an original .pth"
+            ) from err
         raise ValueError(
-            f"{path} holds pickled Python objects beyond tensors ({names}); unpickling them can "
-            "run code from the file, so it was not loaded. If you trust its source, pass "
-            "trust_checkpoint=true (load_checkpoint(..., trusted=True) in Python)"
+            f"{path} holds pickled Python objects beyond tensors ({', '.join(names)}); "
+            "unpickling them can run code from the file, so it was not loaded. If you trust its "
+            "source, pass trust_checkpoint=true (load_checkpoint(..., trusted=True) in Python)"
         ) from err
 
 
