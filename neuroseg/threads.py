@@ -10,9 +10,10 @@ import torch
 
 log = logging.getLogger(__name__)
 
-CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")
-CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
-CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+CGROUP_V1_QUOTA = CGROUP_ROOT / "cpu" / "cpu.cfs_quota_us"
+CGROUP_V1_PERIOD = CGROUP_ROOT / "cpu" / "cpu.cfs_period_us"
 
 
 def parse_quota(quota: str, period: str) -> int | None:
@@ -22,19 +23,35 @@ def parse_quota(quota: str, period: str) -> int | None:
     return max(1, math.ceil(int(quota) / int(period)))
 
 
-def cpu_quota_cores(
-    v2: Path = CGROUP_V2_MAX, v1: tuple[Path, Path] = (CGROUP_V1_QUOTA, CGROUP_V1_PERIOD)
-) -> int | None:
-    """Cores the container's CPU quota (cgroup v2 or v1) allows; None when there is none."""
+def cgroup_v2_dirs(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> list[Path]:
+    """This process's cgroup v2 folder and every parent up to the root: a quota on any of them
+    (systemd CPUQuota, a container's limit) caps the process."""
     try:
-        if v2.is_file():
-            quota, _, period = v2.read_text().strip().partition(" ")
-            return parse_quota(quota, period)
-        if v1[0].is_file() and v1[1].is_file():
-            return parse_quota(v1[0].read_text(), v1[1].read_text())
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return [root]
+    relative = next((line[3:] for line in lines if line.startswith("0::")), "/")
+    folder = root / relative.strip().lstrip("/")
+    return [folder, *(parent for parent in folder.parents if parent.is_relative_to(root))]
+
+
+def cpu_quota_cores(
+    v2_dirs: list[Path] | None = None,
+    v1: tuple[Path, Path] = (CGROUP_V1_QUOTA, CGROUP_V1_PERIOD),
+) -> int | None:
+    """Cores the tightest CPU quota over this process allows (cgroup v2, else v1); None if none."""
+    limits = []
+    try:
+        for folder in cgroup_v2_dirs() if v2_dirs is None else v2_dirs:
+            if (folder / "cpu.max").is_file():
+                quota, _, period = (folder / "cpu.max").read_text().strip().partition(" ")
+                limits.append(parse_quota(quota, period))
+        if not limits and v1[0].is_file() and v1[1].is_file():
+            limits.append(parse_quota(v1[0].read_text(), v1[1].read_text()))
     except (OSError, ValueError):
         log.debug("unreadable cgroup CPU quota; assuming none", exc_info=True)
-    return None
+        return None
+    return min((limit for limit in limits if limit is not None), default=None)
 
 
 def set_threads(threads: int | None = None) -> int:

@@ -27,16 +27,26 @@ def test_parse_quota(quota: str, period: str, cores: int | None) -> None:
     assert threads.parse_quota(quota, period) == cores
 
 
-def test_quota_files_v2_then_v1(tmp_path: Path) -> None:
-    v2, quota, period = tmp_path / "cpu.max", tmp_path / "quota", tmp_path / "period"
+def test_quota_files_v2_chain_then_v1(tmp_path: Path) -> None:
+    root = tmp_path / "cgroup"
+    job = root / "system.slice" / "job.scope"
+    job.mkdir(parents=True)
+    proc = tmp_path / "proc_cgroup"
+    proc.write_text("0::/system.slice/job.scope\n")
+    assert threads.cgroup_v2_dirs(proc, root) == [job, job.parent, root]
+    quota, period = tmp_path / "quota", tmp_path / "period"
     quota.write_text("300000\n")
     period.write_text("100000\n")
-    assert threads.cpu_quota_cores(v2, (quota, period)) == 3  # no v2 file: v1 is read
-    v2.write_text("100000 100000\n")
-    assert threads.cpu_quota_cores(v2, (quota, period)) == 1
-    v2.write_text("garbled\n")
+    v2 = [job, job.parent, root]
+    assert threads.cpu_quota_cores(v2, (quota, period)) == 3  # no cpu.max anywhere: v1 is read
+    (root / "cpu.max").write_text("max 100000\n")
+    assert threads.cpu_quota_cores(v2, (quota, period)) is None  # v2 without a limit
+    (job.parent / "cpu.max").write_text("200000 100000\n")
+    (job / "cpu.max").write_text("400000 100000\n")
+    assert threads.cpu_quota_cores(v2, (quota, period)) == 2  # the tightest on the way up
+    (job / "cpu.max").write_text("garbled\n")
     assert threads.cpu_quota_cores(v2, (quota, period)) is None
-    assert threads.cpu_quota_cores(tmp_path / "none", (tmp_path / "a", tmp_path / "b")) is None
+    assert threads.cgroup_v2_dirs(tmp_path / "no_proc", root) == [root]
 
 
 def test_quota_caps_torch_threads(monkeypatch: pytest.MonkeyPatch) -> None:
