@@ -33,8 +33,9 @@ class ProgressBar(TQDMProgressBar):
         self.read_at_step = -1
 
     def read(self, trainer: pl.Trainer) -> None:
-        """Copy `step_metrics` to the host (one sync) unless done at this optimizer step."""
-        if trainer.global_step == self.read_at_step:
+        """Copy `step_metrics` to the host (one sync) unless done at this optimizer step or the
+        bar is off (other DDP ranks, enable_progress_bar=false)."""
+        if not self.is_enabled or trainer.global_step == self.read_at_step:
             return
         logged = trainer.callback_metrics
         self.shown = {name: float(logged[name]) for name in self.step_metrics if name in logged}

@@ -161,3 +161,7 @@ def test_bar_reads_the_loss_once_per_logging_step(monkeypatch: pytest.MonkeyPatc
     assert bar.get_metrics(trainer, None)["train/loss"] == 11 / 8 and CountingMetrics.reads == 3
     bar.on_train_epoch_end(trainer, None)  # the same step again: no second read
     assert CountingMetrics.reads == 3
+    bar.disable()  # as on DDP ranks other than 0: nothing to show, nothing read
+    trainer.global_step = 15
+    bar.on_train_batch_end(trainer, None, None, None, 0)
+    assert CountingMetrics.reads == 3
