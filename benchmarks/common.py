@@ -233,10 +233,14 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
     return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
+def results_path(name: str) -> Path:
+    """benchmarks/results/<name>.json, or `name` itself when it is a path ending in .json."""
+    return Path(name) if name.endswith(".json") else RESULTS_DIR / f"{name}.json"
+
+
 def write_results(name: str, payload: dict[str, object]) -> Path:
-    """Write benchmarks/results/<name>.json atomically and return its path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+    """Write `results_path(name)` atomically and return its path."""
+    path = results_path(name)
     io.write_json(path, payload)
     return path
 

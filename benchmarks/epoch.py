@@ -5,12 +5,14 @@ Run from the repo root:
   python -m benchmarks.epoch --quality        # fp32 vs bf16-mixed+channels_last, same seeds
   python -m benchmarks.epoch --gpu-full       # CUDA: 100 UNet11 epochs at the lab's resolution
   python -m benchmarks.epoch --gpu-full --epochs 3   # the same, a first look
+  python -m benchmarks.epoch --gpu-full --devices 4   # ddp: per-GPU images/s against the above
 Writes benchmarks/results/epoch.json, precision_quality.json (--quality), epoch_gpu.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -25,10 +27,13 @@ from benchmarks.common import (
     format_table,
     machine_info,
     model_flops,
+    parse_hw,
     peak_memory,
     reset_peak_memory,
+    results_path,
     write_results,
 )
+from neuroseg import io
 from neuroseg.demo import ensure_sample
 from neuroseg.models.ternausnet import UNet11
 from neuroseg.train import train
@@ -104,11 +109,22 @@ def quality(work_dir: Path, per_condition: int, epochs: int, seeds: list[int]) -
 
 
 def full_overrides(
-    prepared: Path, accelerator: str, crop_hw: tuple[int, int], workers: int, epochs: int
+    prepared: Path,
+    accelerator: str,
+    crop_hw: tuple[int, int],
+    workers: int,
+    epochs: int,
+    devices: int = 1,
 ) -> list[str]:
-    """The shipped config for `accelerator` (cpu | gpu), bf16 + NHWC, random init, no test."""
+    """The shipped config for `accelerator` (cpu | gpu) on `devices` (ddp above one), bf16 +
+    NHWC, random init, no test."""
+    if devices > 1:
+        trainer = ["trainer=ddp", f"trainer.devices={devices}"]
+        trainer.append(f"trainer.accelerator={accelerator}")
+    else:
+        trainer = [f"trainer={accelerator}"]
     return [
-        f"trainer={accelerator}",
+        *trainer,
         *(["data=gpu"] if accelerator == "gpu" else []),
         f"data.dir={prepared}",
         f"data.crop_hw=[{crop_hw[0]},{crop_hw[1]}]",
@@ -131,14 +147,17 @@ def full_run(
     accelerator: str = "gpu",
     source_hw: tuple[int, int] = (1536, 2048),
     crop_hw: tuple[int, int] = (512, 768),
+    devices: int = 1,
 ) -> dict[str, object]:
     """UNet11 on the lab's layout: 2x2 tiles of `source_hw` sources, random `crop_hw` crops.
 
-    `trainer=<accelerator>` and, on a GPU, `data=gpu` (batch 16, workers, pinned memory, cached
-    tiles), bf16 + channels_last, validation every epoch. Reports training images/s (validation
+    `trainer=<accelerator>` (`trainer=ddp` on several `devices`) and, on a GPU, `data=gpu`
+    (batch 16 per device, workers, pinned memory, cached tiles), bf16 + channels_last,
+    validation every epoch. Reports training images/s in all and per device (validation
     excluded, epoch 0 too: it holds cuDNN autotuning), wall time of the whole fit, peak memory
     and the fraction of the H100/H200 dense bf16 peak that the counted FLOPs reach. The
     defaults are the lab's run (45 sources, a few more than its 41); tests run it small on CPU.
+    Under ddp every process runs this function; only rank 0's result is complete.
     """
     raw, prepared = work_dir / "full" / "raw", work_dir / "full" / "prepared"
     height, width = source_hw
@@ -148,23 +167,25 @@ def full_run(
     split = {"train": 0.7, "val": 0.1, "test": 0.2}
     prepare = {"fractions": split, "seed": 42, "rows": 2, "cols": 2, "palette": palette}
     ensure_sample(raw, prepared, synth, prepare | {"workers": max(workers, 1)})
-    overrides = full_overrides(prepared, accelerator, crop_hw, workers, epochs)
+    overrides = full_overrides(prepared, accelerator, crop_hw, workers, epochs, devices)
     device = torch.device("cuda" if accelerator == "gpu" else "cpu")
     reset_peak_memory(device)
-    run = timed_train(overrides, work_dir / "runs" / f"full_{accelerator}")
+    run = timed_train(overrides, work_dir / "runs" / f"full_{accelerator}_{devices}")
     train_tiles = sum(1 for _ in (prepared / "train" / "images").iterdir())
     timed = run["epochs"][1:] or run["epochs"]
     images_per_s = train_tiles * len(timed) / sum(e["train_s"] for e in timed)
     step_flops = model_flops(UNet11(1), (1, 3, *crop_hw))["train_step"]
-    achieved = images_per_s * step_flops
+    achieved = images_per_s * step_flops / devices
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else machine_info()["cpu"]
     return {
         "device": name,
+        "devices": devices,
         "source_hw": list(source_hw),
         "sources": 5 * per_condition,
         "train_tiles": train_tiles,
         "images_per_s": images_per_s,
-        "achieved_tflops_per_s": achieved / 1e12,
+        "images_per_s_per_device": images_per_s / devices,
+        "achieved_tflops_per_s_per_device": achieved / 1e12,
         "of_bf16_peak": achieved / H100_BF16_DENSE_FLOPS if device.type == "cuda" else None,
         "fit_wall_s": run["wall_s"],
         **peak_memory(device),
@@ -173,31 +194,56 @@ def full_run(
     }
 
 
+def scaling(full: dict[str, object], baseline: Path) -> dict[str, object]:
+    """Per-device images/s of a several-device run over a one-device run's (`baseline` JSON)."""
+    if not baseline.is_file():
+        return {"baseline": None}
+    single = io.read_json(baseline)["full"]
+    ratio = full["images_per_s_per_device"] / single["images_per_s"]
+    return {"baseline": str(baseline), "baseline_device": single["device"], "efficiency": ratio}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/benchmarks"))
-    parser.add_argument("--per-condition", type=int, default=3, help="sample images/condition")
-    parser.add_argument("--epochs", type=int, default=None, help="default 2 (10 for --quality)")
+    parser.add_argument("--per-condition", type=int, help="images/condition (3; --full 9)")
+    parser.add_argument("--epochs", type=int, help="default 2 (10 for --quality, 100 --full)")
     parser.add_argument("--quality", action="store_true", help="fp32 vs bf16 val/iou")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
-    parser.add_argument("--gpu-full", action="store_true", help="the 100-epoch CUDA run")
-    parser.add_argument("--workers", type=int, default=8, help="--gpu-full DataLoader workers")
-    parser.add_argument("--out", default=None, help="results/<out>.json; default by mode")
+    parser.add_argument("--full", action="store_true", help="the lab-resolution run")
+    parser.add_argument("--gpu-full", action="store_true", help="--full --accelerator gpu")
+    parser.add_argument("--accelerator", choices=["gpu", "cpu"], default="gpu", help="--full")
+    parser.add_argument("--devices", type=int, default=1, help="--full: ddp above 1")
+    parser.add_argument("--source-hw", type=parse_hw, default=(1536, 2048), help="--full")
+    parser.add_argument("--crop-hw", type=parse_hw, default=(512, 768), help="--full")
+    parser.add_argument("--workers", type=int, default=8, help="--full DataLoader workers")
+    parser.add_argument("--out", default=None, help="results/<out>.json or a .json path")
     args = parser.parse_args()
     payload: dict[str, object] = {"machine": machine_info(), "settings": vars(args) | {}}
     payload["settings"]["work_dir"] = str(args.work_dir)
     if args.quality:
-        result = quality(args.work_dir, args.per_condition, args.epochs or 10, args.seeds)
+        result = quality(args.work_dir, args.per_condition or 3, args.epochs or 10, args.seeds)
         print("mean val/iou", result["mean_val_iou"])
         print("wrote", write_results(args.out or "precision_quality", payload | result))
-    elif args.gpu_full:
-        if not torch.cuda.is_available():
+    elif args.full or args.gpu_full:
+        accelerator = "gpu" if args.gpu_full else args.accelerator
+        if accelerator == "gpu" and not torch.cuda.is_available():
             raise SystemExit("--gpu-full needs a CUDA device; none is visible")
-        full = full_run(args.work_dir, epochs=args.epochs or 100, workers=args.workers)
-        print(format_table([full], ["device", "images_per_s", "of_bf16_peak", "fit_wall_s"]))
-        print("wrote", write_results(args.out or "epoch_gpu", payload | {"gpu_full": full}))
+        full = full_run(
+            args.work_dir, args.per_condition or 9, args.epochs or 100, args.workers,
+            accelerator, args.source_hw, args.crop_hw, args.devices,
+        )  # fmt: skip
+        if os.environ.get("LOCAL_RANK", "0") != "0":
+            return  # a ddp worker process: rank 0 reports
+        single = "epoch_gpu" if accelerator == "gpu" else "epoch_full_cpu"
+        name = args.out or (single if args.devices == 1 else f"{single}_ddp{args.devices}")
+        if args.devices > 1:
+            full |= scaling(full, results_path(single))
+        columns = ["device", "devices", "images_per_s", "images_per_s_per_device", "fit_wall_s"]
+        print(format_table([full], [*columns, "of_bf16_peak"]))
+        print("wrote", write_results(name, payload | {"full": full}))
     else:
-        runs = sample_epochs(args.work_dir, args.per_condition, args.epochs or 2)
+        runs = sample_epochs(args.work_dir, args.per_condition or 3, args.epochs or 2)
         print("wrote", write_results(args.out or "epoch", payload | {"sample": runs}))
 
 

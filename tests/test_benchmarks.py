@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ from hydra import compose, initialize
 
 from benchmarks.epoch import full_overrides, full_run
 from neuroseg import io
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_overrides_compose_the_gpu_settings(tmp_path: Path) -> None:
@@ -40,4 +44,21 @@ def test_full_run_small_on_cpu(tmp_path: Path) -> None:
     assert result["fit_wall_s"] >= sum(e["total_s"] for e in epochs)
     assert all(0.0 <= e["val_iou"] <= 1.0 for e in epochs)
     assert result["of_bf16_peak"] is None and result["peak_gpu_alloc_mib"] is None
-    assert result["peak_rss_mib"] > 0 and result["achieved_tflops_per_s"] > 0
+    assert result["peak_rss_mib"] > 0 and result["achieved_tflops_per_s_per_device"] > 0
+
+
+@pytest.mark.slow
+def test_full_run_with_ddp_reports_per_device(tmp_path: Path) -> None:
+    out = tmp_path / "ddp.json"
+    command = [sys.executable, "-m", "benchmarks.epoch", "--full", "--accelerator", "cpu"]
+    command += ["--devices", "2", "--epochs", "2", "--per-condition", "1", "--workers", "0"]
+    command += ["--source-hw", "192x256", "--crop-hw", "64x96", "--work-dir", str(tmp_path)]
+    command += ["--out", str(out)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    full = io.read_json(out)["full"]
+    assert full["devices"] == 2 and "trainer=ddp" in full["overrides"]
+    assert math.isclose(full["images_per_s_per_device"], full["images_per_s"] / 2)
+    assert [e["epoch"] for e in full["epochs"]] == [0, 1]
+    # Against a one-device run's JSON when there is one (none of this size here).
+    assert full["baseline"] is None or full["efficiency"] > 0
