@@ -216,7 +216,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1, help="--full: ddp above 1")
     parser.add_argument("--source-hw", type=parse_hw, default=(1536, 2048), help="--full")
     parser.add_argument("--crop-hw", type=parse_hw, default=(512, 768), help="--full")
-    parser.add_argument("--workers", type=int, default=8, help="--full DataLoader workers")
+    parser.add_argument("--workers", type=int, help="--full loader workers (gpu 8, cpu 0)")
     parser.add_argument("--out", default=None, help="results/<out>.json or a .json path")
     args = parser.parse_args()
     payload: dict[str, object] = {"machine": machine_info(), "settings": vars(args) | {}}
@@ -230,7 +230,8 @@ def main() -> None:
         if accelerator == "gpu" and not torch.cuda.is_available():
             raise SystemExit("--gpu-full needs a CUDA device; none is visible")
         full = full_run(
-            args.work_dir, args.per_condition or 9, args.epochs or 100, args.workers,
+            args.work_dir, args.per_condition or 9, args.epochs or 100,
+            args.workers if args.workers is not None else (8 if accelerator == "gpu" else 0),
             accelerator, args.source_hw, args.crop_hw, args.devices,
         )  # fmt: skip
         if os.environ.get("LOCAL_RANK", "0") != "0":
