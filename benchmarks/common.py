@@ -285,25 +285,23 @@ class EpochClock(pl.Callback):
         self.marks: dict[str, float] = {}
 
     @staticmethod
-    def now() -> float:
-        """Wall clock once queued GPU work is done: steps no longer wait for it themselves."""
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-        return time.perf_counter()
+    def clock(trainer: pl.Trainer) -> float:
+        """Wall clock once the trainer's queued GPU work is done: steps no longer wait for it."""
+        return now(trainer.strategy.root_device)[0]
 
     def on_train_epoch_start(self, trainer: pl.Trainer, *args: object) -> None:
-        self.marks = {"start": self.now()}
+        self.marks = {"start": self.clock(trainer)}
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, *args: object) -> None:
         if not trainer.sanity_checking:
-            self.marks["val_start"] = self.now()
+            self.marks["val_start"] = self.clock(trainer)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, *args: object) -> None:
         if not trainer.sanity_checking:
-            self.marks["val_end"] = self.now()
+            self.marks["val_end"] = self.clock(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, *args: object) -> None:
-        end = self.now()
+        end = self.clock(trainer)
         start = self.marks["start"]
         val_start, val_end = self.marks.get("val_start", end), self.marks.get("val_end", end)
         iou = trainer.callback_metrics.get("val/iou")
