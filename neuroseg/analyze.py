@@ -1,7 +1,8 @@
 """Do the nanopillar grids steer axon growth? python -m neuroseg.analyze images=<raw tree>.
 
-Per image: the pillar grid's angle from the original, the axons' directions from the mask.
-Per group: length-weighted histograms and rose plots; between groups: Kolmogorov-Smirnov tests.
+Per image: the pillar grid's angle from the original, the axons' directions from the mask, and
+their alignment C. Per group: rose plots; every claim (aligned, differs from the flat plate, the
+2 x 2 effects) tested on per-image (or per-plate) C by permutation: conclusions.csv.
 """
 
 from __future__ import annotations
@@ -10,13 +11,20 @@ from pathlib import Path
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from neuroseg import io
 from neuroseg.analysis import plots
+from neuroseg.analysis.conclusions import (
+    CONCLUSION_COLUMNS,
+    assign_plates,
+    conclude,
+    image_record,
+    read_plates,
+)
 from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
 from neuroseg.analysis.sources import find_sources
-from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, run_tests, summary_text
+from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, summary_text, test_rows
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
@@ -27,17 +35,18 @@ def main(cfg: DictConfig) -> None:
 
 
 def analyze(cfg: DictConfig) -> Path:
-    """Measure every image, write the tables, tests, summary and plots to cfg.output."""
+    """Measure every image, write the tables, claims, summary and plots to cfg.output."""
     output = Path(cfg.output)
+    plates = Path(cfg.plates) if cfg.plates else None
+    plate_table = read_plates(plates) if plates else None  # a bad table fails before measuring
     sources, unused = find_sources(Path(cfg.images), cfg.masks, cfg.group_by)
     results = measure_all(sources, cfg)
     groups = pool(results)
-    tests = run_tests(
-        {g: a["folded"] for g, a in groups.items()},
-        {g: a["offsets"] for g, a in groups.items()},
-        {g: a["alignment"][np.isfinite(a["alignment"])] for g, a in groups.items()},
-        **cfg.stats,
-    )
+    records = [image_record(r.row) for r in results if r.arrays]  # duplicates carry no arrays
+    if plate_table is not None:
+        records = assign_plates(records, plate_table, plates)
+    settings = OmegaConf.to_container(cfg.stats, resolve=True)
+    claims = conclude(records, OmegaConf.to_container(cfg.conditions, resolve=True), **settings)
     summaries = [
         describe_group(g, a["grid_found"], a["image_length"], a["alignment"], a["folded"],
                        a["segment_length"], cfg.summary.near_axis_deg)
@@ -49,8 +58,12 @@ def analyze(cfg: DictConfig) -> Path:
     io.write_csv(
         output / "segments.csv", [s for r in results for s in r.segment_rows], SEGMENT_COLUMNS
     )
-    io.write_csv(output / "stats.csv", [t.row() for t in tests], STATS_COLUMNS)
-    text = summary_text(summaries, tests, cfg.summary.alpha, cfg.summary.near_axis_deg, notes)
+    io.write_csv(output / "conclusions.csv", [c.row() for c in claims], CONCLUSION_COLUMNS)
+    io.write_csv(output / "stats.csv", [t.row() for t in test_rows(claims)], STATS_COLUMNS)
+    text = summary_text(
+        summaries, claims, settings["alpha"], settings["confidence"], cfg.summary.near_axis_deg,
+        notes,
+    )  # fmt: skip
     with io.atomic_path(output / "summary.txt") as tmp:
         tmp.write_text(text)
     for g, a in groups.items():

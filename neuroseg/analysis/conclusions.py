@@ -1,0 +1,371 @@
+"""The lab's answer, one claim per row: is each group aligned with its grid, does each grid
+differ from the flat plate, what do pillar height and spacing do (the 2 x 2 design).
+
+The unit of every claim is the image, or the plate when a plate table says which images share
+one: axons of one image (or plate) share a culture and often a direction, so counting segments
+would pretend to far more independent observations than there are. Each unit contributes its
+alignment C = length-weighted mean of cos 4 (direction - grid axis): +1 along the grid axes,
+-1 along the diagonals, 0 without preference.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from neuroseg.analysis.resampling import (
+    PermutationTest,
+    bootstrap_ci,
+    holm_adjust,
+    residual_test,
+    sign_flip_test,
+    stratified_test,
+    two_sample_test,
+)
+
+CONCLUSION_COLUMNS = (
+    "question", "group", "reference", "unit", "n_images", "n_units", "effect", "ci_low",
+    "ci_high", "p_value", "p_adjusted", "significant", "direction", "test",
+)  # fmt: skip
+HEIGHT, SPACING, INTERACTION = "height", "spacing", "height x spacing"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """What the statistics need of one image; alignment None when it holds no axon length."""
+
+    image: str
+    group: str
+    alignment: float | None
+    axon_length_px: float
+    n_segments: int
+    plate: str = ""
+    included: bool = True  # False: left out (e.g. a grid condition where no grid was found)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of conclusions.csv; p_value None when too few units to test (listed anyway)."""
+
+    family: str  # Holm family: aligned, differs or design
+    question: str  # aligned or differs
+    group: str
+    reference: str  # "" (aligned), the flat group, or the 2 x 2 factor
+    unit: str  # image or plate
+    n_images: int
+    n_units: int
+    effect: float | None
+    ci: tuple[float, float] | None
+    p_value: float | None
+    test: str
+    p_adjusted: float | None = None
+    significant: bool = False
+
+    @property
+    def direction(self) -> str:
+        """'axes' (C up), 'diagonals' (C down) for a significant claim, else 'none'."""
+        if not self.significant or not self.effect:
+            return "none"
+        return "axes" if self.effect > 0 else "diagonals"
+
+    def row(self) -> dict[str, object]:
+        """The CSV row: numbers at 4 significant digits, empty cells where not tested."""
+        low, high = self.ci if self.ci else (None, None)
+        cells = {
+            "question": self.question, "group": self.group, "reference": self.reference,
+            "unit": self.unit, "n_images": self.n_images, "n_units": self.n_units,
+            "effect": self.effect, "ci_low": low, "ci_high": high, "p_value": self.p_value,
+            "p_adjusted": self.p_adjusted, "significant": str(self.significant).lower(),
+            "direction": self.direction, "test": self.test,
+        }  # fmt: skip
+        return {
+            k: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else v)
+            for k, v in cells.items()
+        }
+
+
+def read_plates(path: Path) -> dict[str, str]:
+    """{image: plate} from a CSV with columns image,plate; one error line names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: plate table not found; set plates= to a CSV image,plate")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not {"image", "plate"} <= set(reader.fieldnames or ()):
+            found = ",".join(reader.fieldnames or ()) or "nothing"
+            raise ValueError(f"{path}: needs columns image,plate (found {found})")
+        rows = list(reader)
+    plates: dict[str, str] = {}
+    for number, row in enumerate(rows, start=2):
+        image, plate = (row["image"] or "").strip(), (row["plate"] or "").strip()
+        if not image or not plate or plates.setdefault(image, plate) != plate:
+            raise ValueError(f"{path}: line {number}: empty or conflicting image,plate {image!r}")
+    return plates
+
+
+def image_record(row: Mapping[str, object]) -> ImageRecord:
+    """The statistics' view of a per_image.csv row: empty alignment = no axons, no C."""
+    alignment = row["axon_alignment"]
+    included = row.get("included", True)
+    return ImageRecord(
+        image=str(row["image"]),
+        group=str(row["group"]),
+        alignment=None if alignment in ("", None) else float(alignment),
+        axon_length_px=float(row["axon_length_px"]),
+        n_segments=int(row["n_segments"]),
+        included=str(included).lower() not in ("false", "0", ""),
+    )
+
+
+def assign_plates(
+    records: Sequence[ImageRecord], plates: Mapping[str, str], path: Path
+) -> list[ImageRecord]:
+    """Records with their plate; an image the table lacks is an error naming the table."""
+    missing = [r.image for r in records if plate_of(r.image, plates) is None]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ValueError(
+            f"{path}: image {missing[0]!r}{more} not found; list every image of per_image.csv"
+        )
+    return [replace(r, plate=str(plate_of(r.image, plates))) for r in records]
+
+
+def plate_of(image: str, plates: Mapping[str, str]) -> str | None:
+    """The plate of `image` as named in per_image.csv, or without its suffix (200_2/1)."""
+    return plates.get(image, plates.get(str(Path(image).with_suffix(""))))
+
+
+def unit_alignment(records: Sequence[ImageRecord]) -> dict[str, tuple[np.ndarray, int]]:
+    """{group: (C per unit, images used)}: C per image, or the mean C of each plate's images."""
+    groups: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        units = groups.setdefault(r.group, {})
+        if r.included and r.alignment is not None and np.isfinite(r.alignment):
+            units.setdefault(r.plate or r.image, []).append(r.alignment)
+    return {
+        g: (np.array([np.mean(v) for v in units.values()]), sum(map(len, units.values())))
+        for g, units in sorted(groups.items())
+    }
+
+
+def conclude(
+    records: Sequence[ImageRecord],
+    conditions: Mapping[str, Mapping[str, float | None]],
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    permutations: int = 20000,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    min_units: int = 3,
+    seed: int = 0,
+) -> list[Claim]:
+    """Every claim: aligned per group, each grid vs each flat plate, the 2 x 2 effects; Holm."""
+    odd = [name for name in conditions if not isinstance(name, str)]
+    if odd:
+        raise ValueError(f"conditions: {odd[0]!r} is not a condition name; quote it in conf")
+    rng = np.random.default_rng(seed)
+    unit = "plate" if any(r.plate for r in records) else "image"
+    groups = unit_alignment(records)
+    settings = dict(permutations=permutations, rng=rng)
+    claims = []
+    for group, (values, n_images) in groups.items():
+        tested = values.size >= min_units
+        test = sign_flip_test(values, alternative, **settings) if tested else None
+        claims.append(
+            Claim(
+                "aligned",
+                "aligned",
+                group,
+                "",
+                unit,
+                n_images,
+                values.size,
+                float(values.mean()) if values.size else None,
+                bootstrap_ci([values], [1.0], confidence, resamples, rng),
+                test.p if test else None,
+                label("sign-flip", test),
+            )  # fmt: skip
+        )
+    flats = [g for g in groups if g in conditions and conditions[g].get("spacing_um") is None]
+    grids = [g for g in groups if g in conditions and g not in flats]
+    for flat in flats:
+        for group in grids:
+            (a, n_a), (b, n_b) = groups[group], groups[flat]
+            tested = min(a.size, b.size) >= min_units
+            test = two_sample_test(a, b, alternative, **settings) if tested else None
+            claims.append(
+                Claim(
+                    "differs",
+                    "differs",
+                    group,
+                    flat,
+                    unit,
+                    n_a + n_b,
+                    a.size + b.size,
+                    float(a.mean() - b.mean()) if a.size and b.size else None,
+                    bootstrap_ci([a, b], [1.0, -1.0], confidence, resamples, rng),
+                    test.p if test else None,
+                    label("label permutation", test),
+                )  # fmt: skip
+            )
+    claims += design_claims(groups, conditions, unit, min_units, confidence, resamples, **settings)
+    return adjust(claims, alpha)
+
+
+def design_cells(conditions: Mapping[str, Mapping[str, float | None]]) -> list[str] | None:
+    """The 2 x 2 conditions ordered (h0 s0, h0 s1, h1 s0, h1 s1), or None if not a 2 x 2."""
+    cells = {
+        (float(c["height_nm"]), float(c["spacing_um"])): name
+        for name, c in conditions.items()
+        if c.get("height_nm") is not None and c.get("spacing_um") is not None
+    }
+    heights, spacings = sorted({h for h, _ in cells}), sorted({s for _, s in cells})
+    if len(heights) != 2 or len(spacings) != 2 or len(cells) != 4:
+        return None
+    return [cells[h, s] for h in heights for s in spacings]
+
+
+def design_claims(
+    groups: Mapping[str, tuple[np.ndarray, int]],
+    conditions: Mapping[str, Mapping[str, float | None]],
+    unit: str,
+    min_units: int,
+    confidence: float,
+    resamples: int,
+    permutations: int,
+    rng: np.random.Generator,
+) -> list[Claim]:
+    """Main effects of height and spacing and their interaction on C (cell means, unweighted).
+
+    Main effects: two-sided, shuffling one factor's labels within levels of the other (exact
+    under "this factor changes nothing"). Interaction: Freedman-Lane residual permutation.
+    """
+    names = design_cells(conditions)
+    if names is None:
+        return []
+    samples = [groups.get(n, (np.array([]), 0))[0] for n in names]
+    n_images = sum(groups.get(n, (None, 0))[1] for n in names)
+    h, s = (conditions[names[2]], conditions[names[1]])
+    h0, s0 = conditions[names[0]]["height_nm"], conditions[names[0]]["spacing_um"]
+    effects = (
+        (HEIGHT, f"{h['height_nm']:g} nm - {h0:g} nm", [-0.5, -0.5, 0.5, 0.5]),
+        (SPACING, f"{s['spacing_um']:g} um - {s0:g} um", [-0.5, 0.5, -0.5, 0.5]),
+        (INTERACTION, f"({names[3]} - {names[2]}) - ({names[1]} - {names[0]})", [1, -1, -1, 1]),
+    )
+    tested = min(x.size for x in samples) >= min_units
+    values = np.concatenate(samples)
+    cells = np.repeat(np.arange(4), [x.size for x in samples])
+    height, spacing = cells // 2, cells % 2
+    claims = []
+    for factor, group, weights in effects:
+        test = None
+        if tested and factor == INTERACTION:
+            additive = np.column_stack([np.ones(values.size), height, spacing])
+            test = residual_test(values, cells, np.array(weights), additive, permutations, rng)
+        elif tested:
+            strata = spacing if factor == HEIGHT else height
+            test = stratified_test(values, cells, np.array(weights), strata, permutations, rng)
+        effect = (
+            sum(w * x.mean() for w, x in zip(weights, samples, strict=True)) if tested else None
+        )
+        kind = "residual permutation" if factor == INTERACTION else "stratified permutation"
+        claims.append(
+            Claim(
+                "design",
+                "differs",
+                group,
+                factor,
+                unit,
+                n_images,
+                values.size,
+                float(effect) if tested else None,
+                bootstrap_ci(samples, weights, confidence, resamples, rng),
+                test.p if test else None,
+                label(kind, test),
+            )  # fmt: skip
+        )
+    return claims
+
+
+def label(kind: str, test: PermutationTest | None) -> str:
+    """'sign-flip, exact (256)' / '... monte carlo (9999)' / 'not tested (too few units)'."""
+    if test is None:
+        return "not tested (too few units)"
+    how = "exact" if test.exact else "monte carlo"
+    return f"{kind}, {how} ({test.draws})"
+
+
+def adjust(claims: list[Claim], alpha: float) -> list[Claim]:
+    """Holm within each family over the tested claims; significant = adjusted p <= alpha."""
+    out = list(claims)
+    for family in dict.fromkeys(c.family for c in claims):
+        index = [i for i, c in enumerate(claims) if c.family == family and c.p_value is not None]
+        adjusted = holm_adjust([claims[i].p_value for i in index])
+        for i, p in zip(index, adjusted, strict=True):
+            out[i] = replace(claims[i], p_adjusted=p, significant=p <= alpha)
+    return out
+
+
+def format_p(p: float) -> str:
+    """'p < 0.001' or 'p = 0.031': a permutation p is only as fine as its relabellings."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def claim_line(claim: Claim, confidence: float) -> str:
+    """Effect and interval first, then the direction in plain words, then p and the count."""
+    head = {
+        "aligned": f"{claim.group}: mean C",
+        "differs": f"{claim.group} - {claim.reference}: mean C",
+        "design": f"{claim.reference}, {claim.group}:",
+    }[claim.family]
+    count = f"{claim.n_units} {claim.unit}s" + (
+        f" ({claim.n_images} images)" if claim.unit == "plate" else ""
+    )
+    if claim.effect is None or claim.p_value is None:
+        return f"{head} not tested: {count}, too few"
+    ci = f"{confidence:.0%} CI {fmt_ci(claim.ci)}"
+    toward = "toward the axes" if claim.effect > 0 else "toward the diagonals"
+    if not claim.significant:
+        words = "no clear " + ("preference" if claim.family == "aligned" else "difference")
+    elif claim.family == "aligned":
+        words = "axons run " + ("along the axes" if claim.effect > 0 else "along the diagonals")
+    elif claim.family == "differs":
+        words = f"C is {'higher' if claim.effect > 0 else 'lower'} on {claim.group} ({toward})"
+    elif claim.reference == INTERACTION:
+        words = "the effect of spacing depends on pillar height"
+    else:
+        words = f"C is {'higher' if claim.effect > 0 else 'lower'} for the first ({toward})"
+    p = format_p(claim.p_adjusted if claim.p_adjusted is not None else claim.p_value)
+    detail = f"Holm-adjusted {p}; {count}; {claim.test}"
+    return f"{head} {claim.effect:+.2f} ({ci}): {words}\n      {detail}"
+
+
+def fmt_ci(ci: tuple[float, float] | None) -> str:
+    """'+0.12 to +0.40', or 'n/a' with fewer than 2 units on a side."""
+    return "n/a" if ci is None else f"{ci[0]:+.2f} to {ci[1]:+.2f}"
+
+
+def claims_text(claims: Sequence[Claim], alpha: float, confidence: float) -> list[str]:
+    """The summary's claims, by family, each under a plain question."""
+    titles = {
+        "aligned": "Are axons aligned with the grid? (mean C per group; sign-flip test)",
+        "differs": "Does each grid differ from the flat plate? (difference in mean C; permutation)",
+        "design": "What do pillar height and spacing do? (2 x 2 on the grid plates; permutation)",
+    }
+    lines = []
+    for family, title in titles.items():
+        members = [c for c in claims if c.family == family]
+        if members:
+            lines += ["", title] + [f"  {claim_line(c, confidence)}" for c in members]
+    if any(c.unit == "image" for c in claims):
+        lines += [
+            "",
+            "Images of one plate may not be independent (one culture): with a plate table",
+            "(plates=<csv with columns image,plate>) the plate becomes the unit.",
+        ]
+    lines += ["", f"Significant: Holm-adjusted p <= {alpha:g} within each question above."]
+    return lines
