@@ -185,7 +185,7 @@ def conclude(
                 n_images,
                 values.size,
                 float(values.mean()) if values.size else None,
-                bootstrap_ci([values], [1.0], confidence, resamples, rng),
+                bootstrap_ci([values], [1.0], confidence, resamples, rng) if tested else None,
                 test.p if test else None,
                 label("sign-flip", test),
             )  # fmt: skip
@@ -207,7 +207,9 @@ def conclude(
                     n_a + n_b,
                     a.size + b.size,
                     float(a.mean() - b.mean()) if a.size and b.size else None,
-                    bootstrap_ci([a, b], [1.0, -1.0], confidence, resamples, rng),
+                    bootstrap_ci([a, b], [1.0, -1.0], confidence, resamples, rng)
+                    if tested
+                    else None,
                     test.p if test else None,
                     label("label permutation", test),
                 )  # fmt: skip
@@ -283,7 +285,7 @@ def design_claims(
                 n_images,
                 values.size,
                 float(effect) if tested else None,
-                bootstrap_ci(samples, weights, confidence, resamples, rng),
+                bootstrap_ci(samples, weights, confidence, resamples, rng) if tested else None,
                 test.p if test else None,
                 label(kind, test),
             )  # fmt: skip
