@@ -165,14 +165,14 @@ def kinds(result: dict) -> dict[str, list[str]]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few runs: a smoke test")
     parser.add_argument("--null-runs", type=int, default=500)
     parser.add_argument("--power-runs", type=int, default=200)
-    parser.add_argument("--out", default="stats_calibration")
-    args = parser.parse_args()
-    null_runs, power_runs = (40, 20) if args.quick else (args.null_runs, args.power_runs)
+    parser.add_argument("--out", default="stats_calibration", help="name, or a path to .json")
+    args = parser.parse_args(argv)
+    null_runs, power_runs = (30, 12) if args.quick else (args.null_runs, args.power_runs)
     conf = OmegaConf.to_container(CONFIG.stats, resolve=True)
     # fewer relabellings and resamples than analyze's default keep 3,600 data sets within
     # minutes on 2 cores: Monte Carlo p stays valid at any count, only coarser
@@ -197,7 +197,7 @@ def main() -> None:
     ]
     seconds = time.perf_counter() - start
     report(null, planted, interaction, settings["alpha"])
-    write_results(
+    path = write_results(
         args.out,
         {
             "machine": machine_info(),
@@ -209,7 +209,8 @@ def main() -> None:
             "interaction": interaction,
         },
     )  # fmt: skip
-    print(f"{seconds:.0f} s; results/{args.out}.json")
+    print(f"{seconds:.0f} s; {path}")
+    return path
 
 
 def fmt_rate(r: dict[str, float]) -> str:

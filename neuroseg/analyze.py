@@ -24,7 +24,7 @@ from neuroseg.analysis.conclusions import (
 )
 from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
 from neuroseg.analysis.sources import find_sources
-from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, summary_text, test_rows
+from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, stats_rows, summary_text
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
@@ -59,7 +59,7 @@ def analyze(cfg: DictConfig) -> Path:
         output / "segments.csv", [s for r in results for s in r.segment_rows], SEGMENT_COLUMNS
     )
     io.write_csv(output / "conclusions.csv", [c.row() for c in claims], CONCLUSION_COLUMNS)
-    io.write_csv(output / "stats.csv", [t.row() for t in test_rows(claims)], STATS_COLUMNS)
+    io.write_csv(output / "stats.csv", [t.row() for t in stats_rows(claims)], STATS_COLUMNS)
     text = summary_text(
         summaries, claims, settings["alpha"], settings["confidence"], cfg.summary.near_axis_deg,
         notes,

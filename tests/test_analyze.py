@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize
 
 from neuroseg import io
+from neuroseg.analysis.conclusions import CONCLUSION_COLUMNS
 from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS
@@ -45,12 +46,38 @@ def test_raw_tree_end_to_end(raw_dir: Path, tmp_path: Path) -> None:
     assert all(r["grid_angle"] == "" and "no grid" in r["note"] for r in empty)
     segments = io.read_csv(output / "segments.csv")
     assert segments and all(0 <= float(s["relative_deg"]) <= 45 for s in segments)
-    tests = {r["test"] for r in io.read_csv(output / "stats.csv")}
-    assert tests == {"ks_segments", "ks_images", "ks_uniform", "rayleigh_4fold"}
+    tests = [r["test"] for r in io.read_csv(output / "stats.csv")]
+    assert len(tests) == 5 + 4 + 3 and all(t.startswith("not tested") for t in tests)
+    claims = io.read_csv(output / "conclusions.csv")
+    assert columns(output / "conclusions.csv") == list(CONCLUSION_COLUMNS)
+    assert [c["n_images"] for c in claims[:5]] == ["2"] * 5  # the duplicate is not counted
     summary = (output / "summary.txt").read_text()
-    assert "empty" in summary and "Kolmogorov-Smirnov" in summary
+    assert "empty: mean C not tested: 2 images, too few" in summary
     for name in ("rose_by_group", "rose_empty", "hist_200_2", "rose_400_4"):
         assert (output / f"{name}.png").stat().st_size > 1000
+
+
+def test_plate_table_makes_plates_the_units(raw_dir: Path, tmp_path: Path) -> None:
+    images = sorted(p.relative_to(raw_dir / "originals") for p in raw_dir.glob("originals/*/*"))
+    table = tmp_path / "plates.csv"
+    rows = [{"image": str(p.with_suffix("")), "plate": p.parent.name} for p in images]
+    io.write_csv(table, rows, ("image", "plate"))  # one plate per condition, names without .tif
+    output = run(tmp_path / "out", f"images={raw_dir}", f"plates={table}", "stats.min_units=1")
+    claims = {(c["group"], c["reference"]): c for c in io.read_csv(output / "conclusions.csv")}
+    aligned = claims["400_4", ""]
+    assert (aligned["unit"], aligned["n_units"], aligned["n_images"]) == ("plate", "1", "2")
+    assert claims["400_4", "empty"]["n_units"] == "2"
+    assert "may not be independent" not in (output / "summary.txt").read_text()
+
+
+def test_bad_plate_table_is_one_line_naming_it(raw_dir: Path, tmp_path: Path) -> None:
+    table = tmp_path / "plates.csv"
+    io.write_csv(table, [{"image": "200_2/1.tif", "plate": "A"}], ("image", "plate"))
+    with pytest.raises(ValueError, match="plates.csv: image '200_2/2.tif' and 8 more not found"):
+        run(tmp_path / "out", f"images={raw_dir}", f"plates={table}")
+    io.write_csv(table, [{"name": "200_2/1.tif", "plate": "A"}], ("name", "plate"))
+    with pytest.raises(ValueError, match="plates.csv: needs columns image,plate"):
+        run(tmp_path / "out", f"images={raw_dir}", f"plates={table}")
 
 
 def test_predicted_masks_in_a_flat_folder(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ class HypothesisTest:
         }
 
 
-def test_rows(claims: list[Claim]) -> list[HypothesisTest]:
+def stats_rows(claims: list[Claim]) -> list[HypothesisTest]:
     """stats.csv: each claim's test on per-unit alignment C (effect as the statistic)."""
     return [
         HypothesisTest(
