@@ -7,11 +7,12 @@ often a direction, so every test lives in conclusions.py with the image (or plat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from neuroseg.analysis.conclusions import Claim, claims_text
+from neuroseg.analysis.conclusions import INTERACTION, Claim
 
 STATS_COLUMNS = ("test", "group_a", "group_b", "n_a", "n_b", "statistic", "p_value", "p_holm")
 
@@ -94,6 +95,67 @@ def describe_group(
 def fmt(value: float | None, spec: str = ".2f") -> str:
     """A number for the summary, or 'n/a'."""
     return "n/a" if value is None else format(value, spec)
+
+
+def format_p(p: float) -> str:
+    """'p < 0.001' or 'p = 0.031': a permutation p is only as fine as its relabellings."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def claim_line(claim: Claim, confidence: float) -> str:
+    """Effect and interval first, then the direction in plain words, then p and the count."""
+    head = {
+        "aligned": f"{claim.group}: mean C",
+        "differs": f"{claim.group} - {claim.reference}: mean C",
+        "design": f"{claim.reference}, {claim.group}:",
+    }[claim.family]
+    count = f"{claim.n_units} {claim.unit}s" + (
+        f" ({claim.n_images} images)" if claim.unit == "plate" else ""
+    )
+    if claim.effect is None or claim.p_value is None:
+        return f"{head} not tested: {count}, too few"
+    ci = f"{confidence:.0%} CI {fmt_ci(claim.ci)}"
+    toward = "toward the axes" if claim.effect > 0 else "toward the diagonals"
+    if not claim.significant:
+        words = "no clear " + ("preference" if claim.family == "aligned" else "difference")
+    elif claim.family == "aligned":
+        words = "axons run " + ("along the axes" if claim.effect > 0 else "along the diagonals")
+    elif claim.family == "differs":
+        words = f"C is {'higher' if claim.effect > 0 else 'lower'} on {claim.group} ({toward})"
+    elif claim.reference == INTERACTION:
+        words = "the effect of spacing depends on pillar height"
+    else:
+        words = f"C is {'higher' if claim.effect > 0 else 'lower'} for the first ({toward})"
+    p = format_p(claim.p_adjusted if claim.p_adjusted is not None else claim.p_value)
+    detail = f"Holm-adjusted {p}; {count}; {claim.test}"
+    return f"{head} {claim.effect:+.2f} ({ci}): {words}\n      {detail}"
+
+
+def fmt_ci(ci: tuple[float, float] | None) -> str:
+    """'+0.12 to +0.40', or 'n/a' with fewer than 2 units on a side."""
+    return "n/a" if ci is None else f"{ci[0]:+.2f} to {ci[1]:+.2f}"
+
+
+def claims_text(claims: Sequence[Claim], alpha: float, confidence: float) -> list[str]:
+    """The summary's claims, by family, each under a plain question."""
+    titles = {
+        "aligned": "Are axons aligned with the grid? (mean C per group; sign-flip test)",
+        "differs": "Does each grid differ from the flat plate? (difference in mean C; permutation)",
+        "design": "What do pillar height and spacing do? (2 x 2 on the grid plates; permutation)",
+    }
+    lines = []
+    for family, title in titles.items():
+        members = [c for c in claims if c.family == family]
+        if members:
+            lines += ["", title] + [f"  {claim_line(c, confidence)}" for c in members]
+    if any(c.unit == "image" for c in claims):
+        lines += [
+            "",
+            "Images of one plate may not be independent (one culture): with a plate table",
+            "(plates=<csv with columns image,plate>) the plate becomes the unit.",
+        ]
+    lines += ["", f"Significant: Holm-adjusted p <= {alpha:g} within each question above."]
+    return lines
 
 
 def summary_text(
