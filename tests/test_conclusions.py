@@ -149,6 +149,9 @@ def test_interaction_planted_only_in_400_4() -> None:
     assert claims[INTERACTION].significant and claims[INTERACTION].effect > 0.3
     assert claims[INTERACTION].group == "(400_4 - 400_2) - (200_4 - 200_2)"
     assert claims["height"].effect == pytest.approx(claims["spacing"].effect, abs=0.1)
+    text = summary_text([], list(claims.values()), 0.05, 0.95, 10.0, [])
+    assert "spacing matters more on the taller pillars" in text
+    assert "400 nm - 200 nm: +0." in text and "at 400 nm (toward the axes)" in text
 
 
 def test_too_few_images_are_listed_not_tested() -> None:

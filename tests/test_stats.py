@@ -98,7 +98,7 @@ def test_summary_names_groups_and_verdicts() -> None:
                         notes=["1 duplicate"])  # fmt: skip
     assert "200_2: mean C +0.42 (95% CI +0.30 to +0.55): axons run along the axes" in text
     assert "Holm-adjusted p = 0.031; 8 images" in text
-    assert "200_2 - empty: mean C +0.40" in text and "Holm-adjusted p < 0.001" in text
+    assert "200_2 - empty: difference in mean C +0.40" in text and "Holm-adjusted p < 0.001" in text
     assert "empty: 1 images (0 with grid, 1 without axons)" in text
     assert text.index("mean C +0.42") < text.index("Description, not tests")
     assert "1 duplicate" in text

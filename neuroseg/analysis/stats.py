@@ -106,7 +106,7 @@ def claim_line(claim: Claim, confidence: float) -> str:
     """Effect and interval first, then the direction in plain words, then p and the count."""
     head = {
         "aligned": f"{claim.group}: mean C",
-        "differs": f"{claim.group} - {claim.reference}: mean C",
+        "differs": f"{claim.group} - {claim.reference}: difference in mean C",
         "design": f"{claim.reference}, {claim.group}:",
     }[claim.family]
     count = f"{claim.n_units} {claim.unit}s" + (
@@ -123,9 +123,10 @@ def claim_line(claim: Claim, confidence: float) -> str:
     elif claim.family == "differs":
         words = f"C is {'higher' if claim.effect > 0 else 'lower'} on {claim.group} ({toward})"
     elif claim.reference == INTERACTION:
-        words = "the effect of spacing depends on pillar height"
+        words = f"spacing matters {'more' if claim.effect > 0 else 'less'} on the taller pillars"
     else:
-        words = f"C is {'higher' if claim.effect > 0 else 'lower'} for the first ({toward})"
+        first = claim.group.split(" - ")[0]  # '400 nm - 200 nm': the higher level first
+        words = f"C is {'higher' if claim.effect > 0 else 'lower'} at {first} ({toward})"
     p = format_p(claim.p_adjusted if claim.p_adjusted is not None else claim.p_value)
     detail = f"Holm-adjusted {p}; {count}; {claim.test}"
     return f"{head} {claim.effect:+.2f} ({ci}): {words}\n      {detail}"
