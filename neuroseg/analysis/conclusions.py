@@ -168,6 +168,7 @@ def conclude(
     if odd:
         raise ValueError(f"conditions: {odd[0]!r} is not a condition name; quote it in conf")
     rng = np.random.default_rng(seed)
+    min_units = max(min_units, 1)  # a test of no unit has no null distribution
     unit = "plate" if any(r.plate for r in records) else "image"
     groups = unit_alignment(records)
     settings = dict(permutations=permutations, rng=rng)
