@@ -11,8 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra import compose, initialize
 from omegaconf import OmegaConf
 
+import neuroseg.sweep  # noqa: F401  registers the gpus_per_node resolver, as Hydra's callback does
 from neuroseg import io, precision
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.predictor import inference_settings
@@ -166,3 +168,33 @@ def test_predict_on_gpu_without_native_bf16_runs_fp32(
     assert len(caplog.records) == 1
     gpu["native"] = True
     assert inference_settings(cfg)["precision"] == "bf16"
+
+
+@pytest.mark.parametrize(("trainer", "gpus"), [("gpu", 1), ("ddp", 4), ("cpu", None)])
+def test_submitit_asks_for_gpus_only_on_a_gpu_trainer(trainer: str, gpus: int | None) -> None:
+    with initialize(version_base="1.3", config_path="../conf"):
+        cfg = compose(
+            "train",
+            overrides=["hydra/launcher=submitit_slurm", f"trainer={trainer}"],
+            return_hydra_config=True,
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher.gpus_per_node == gpus and launcher.tasks_per_node == cfg.trainer.devices
+    assert launcher.cpus_per_task <= 2 and launcher.mem_gb <= 8  # a small node takes the job
+
+
+@pytest.mark.slow
+def test_local_ddp_sweep_keeps_every_rank_in_one_sweep_folder(
+    odd_prepared: Path, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "neuroseg.train", "-m", "trainer=ddp", "trainer.devices=2"]
+    command += ["trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.max_epochs=1"]
+    command += ["+trainer.limit_train_batches=1", "test=false", "logger=csv", "threads=1"]
+    command += [f"data.dir={odd_prepared}", "data.num_workers=0", "data.crop_hw=[64,96]"]
+    command += ["encoder.weights=null", f"paths.log_dir={tmp_path / 'outputs'}", "seed=1"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    # Rank 1 reruns the command line a few seconds later, so ${now} alone would differ.
+    sweeps = list((tmp_path / "outputs" / "train" / "multirun").iterdir())
+    assert len(sweeps) == 1, sweeps
+    assert (sweeps[0] / "0" / "checkpoints" / "last.ckpt").is_file()
