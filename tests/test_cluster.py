@@ -117,11 +117,15 @@ srun {sys.executable} -m neuroseg.train trainer=ddp data=gpu trainer.devices=1 \
     assert f"Requeued SLURM job: {job}" in output or "requeing job" in output, output[-3000:]
     assert "hpc_ckpt_1.ckpt" in output and "Restored all states" in output, output[-3000:]
     saved = read_checkpoint(last, trusted=False)
-    assert saved["epoch"] == epochs - 1
-    epochs_logged = {
-        int(row["epoch"]) for row in io.read_csv(next(run_dir.glob("csv/*/metrics.csv")))
-    }
-    assert max(epochs_logged) == epochs - 1
+    assert saved["epoch"] == epochs - 1 and saved["global_step"] == epochs  # one batch an epoch
+    # The requeued start logs into a new CSV version; together they cover every epoch once.
+    logged = [
+        int(row["epoch"])
+        for path in sorted(run_dir.glob("csv/*/metrics.csv"))
+        for row in io.read_csv(path)
+        if row["epoch"] and row.get("val/iou")
+    ]
+    assert logged == list(range(epochs)), logged
 
 
 def test_submitit_sweep_runs_two_jobs_without_a_gpu_request(
