@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch.optim import Optimizer
+from torchmetrics import MeanMetric
 
 from neuroseg.losses import SegmentationLoss
 from neuroseg.metrics import SegmentationMetrics, classes_from_logits, classes_from_target
@@ -94,6 +95,10 @@ class SegmentationModule(pl.LightningModule):
         self.train_metrics = SegmentationMetrics(task, threshold)
         self.val_metrics = SegmentationMetrics(task, threshold)
         self.test_metrics = SegmentationMetrics(task, threshold)
+        # Val/test loss: the mean over tiles, summed across processes like the scores, so it
+        # depends neither on the batch size nor on how tiles are shared out among DDP ranks.
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
         self.make_optimizer = optimizer
         self.make_scheduler = scheduler
         self.images_logged = 0
@@ -110,22 +115,23 @@ class SegmentationModule(pl.LightningModule):
     def _step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss, logits) of a batch; the loss is logged and the stage's metrics updated."""
         logits = self(batch["image"])
-        loss = self.loss(logits, batch["target"], batch["valid"])
-        self._metrics(stage).update(logits.detach(), batch["target"], batch["valid"])
-        # Train loss per step on this process only, for the logger: a prog_bar value would be
-        # copied to the host after every step (neuroseg.progress.ProgressBar shows it on logging
-        # steps). Val/test loss averaged and synced once at epoch end.
-        training = stage == "train"
-        self.log(
-            f"{stage}/loss",
-            loss.detach(),
-            on_step=training,
-            on_epoch=not training,
-            prog_bar=not training,
-            sync_dist=not training,
-            batch_size=batch["image"].shape[0],
-        )
-        return loss, logits
+        target, valid = batch["target"], batch["valid"]
+        self._metrics(stage).update(logits.detach(), target, valid)
+        if stage == "train":
+            loss = self.loss(logits, target, valid)
+            # Per step on this process only, for the logger: a prog_bar value would be copied to
+            # the host after every step (neuroseg.progress.ProgressBar shows it on logging steps).
+            self.log("train/loss", loss.detach(), on_step=True, on_epoch=False)
+            return loss, logits
+        # The soft Jaccard term is not a sum over tiles, so a batch's loss is not the mean of its
+        # tiles' losses: score each tile alone.
+        tiles = zip(logits.split(1), target.split(1), valid.split(1), strict=True)
+        loss = torch.stack([self.loss(*tile) for tile in tiles]).detach()
+        mean = getattr(self, f"{stage}_loss")
+        mean.update(loss)
+        # A Metric object: Lightning logs its compute(), summed across processes at epoch end.
+        self.log(f"{stage}/loss", mean, on_step=False, on_epoch=True, prog_bar=True)
+        return loss.mean(), logits
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")[0]
@@ -141,7 +147,10 @@ class SegmentationModule(pl.LightningModule):
     def _epoch_end(self, stage: str) -> None:
         """Log the stage's epoch scores (computed across processes) and start afresh."""
         metrics = self._metrics(stage)
-        self.log_dict({f"{stage}/{name}": value for name, value in metrics.compute().items()})
+        scores = {f"{stage}/{name}": value for name, value in metrics.compute().items()}
+        # compute() already summed the counts across processes, so every rank holds the same
+        # scores; sync_dist averages equal values (a no-op) and tells Lightning they are global.
+        self.log_dict(scores, sync_dist=True)
         metrics.reset()
 
     def on_train_epoch_end(self) -> None:

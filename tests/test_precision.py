@@ -7,6 +7,13 @@ import pytest
 from neuroseg import precision
 
 
+@pytest.fixture(autouse=True)
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts as a new process would: nothing warned yet, a GPU with native bf16."""
+    monkeypatch.setattr(precision, "_warned", set())
+    monkeypatch.setattr(precision, "cuda_has_bf16", lambda: True)
+
+
 def test_cpu_without_bf16_falls_back_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

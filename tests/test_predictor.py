@@ -29,6 +29,8 @@ def test_bf16_falls_back_to_float32_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cuda_has_bf16", lambda: True)  # an Ampere or later GPU
+    monkeypatch.setattr(precision, "_warned", set())  # warned once a process: start afresh
     with caplog.at_level(logging.WARNING, logger="neuroseg.precision"):
         assert settings_of("bf16")["precision"] == 32
     assert "no native bf16" in caplog.text

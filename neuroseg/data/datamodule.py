@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Sampler
 
 from neuroseg.data.dataset import (
     ManifestRow,
@@ -32,7 +33,9 @@ class NeuroSegDataModule(pl.LightningDataModule):
     Split membership comes from `<dir>/manifest.csv`; `manifest` exposes its rows so tiles can be
     put back together per source image. Worker seeding is Lightning's: with
     `seed_everything(seed, workers=True)` the Trainer adds its worker_init_fn, and augmentation
-    draws from torch's per-worker generator (see `TileDataset`).
+    draws from torch's per-worker generator mixed with the process's rank (see `TileDataset`).
+    Under DDP, val/test/predict give each process every n-th tile, none twice (Lightning's own
+    sampler would pad the last round with repeats, and score those tiles twice).
     """
 
     def __init__(
@@ -96,19 +99,48 @@ class NeuroSegDataModule(pl.LightningDataModule):
             if split == "train"
             else eval_transform(SIZE_MULTIPLE)
         )
-        return TileDataset(self.data_dir / split, tiles, self.task, transform, cache=self.cache)
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        return TileDataset(
+            self.data_dir / split, tiles, self.task, transform, cache=self.cache, rank=rank
+        )
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         if split not in self.datasets:  # also usable without a Trainer calling setup()
             self.datasets[split] = self._dataset(split)
+        sampler = None if split == "train" else self._unrepeated_sampler(split)
         return DataLoader(
             self.datasets[split],
             batch_size=batch_size,
             shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
             collate_fn=collate_padded,
+        )
+
+    def _unrepeated_sampler(self, split: str) -> Sampler[int] | None:
+        """This process's share of an evaluation split under DDP (None on one process).
+
+        Lightning leaves a loader that already has a DistributedSampler alone. Shares differ by at
+        most one tile; that is safe in evaluation because no step waits for the others (scores
+        and losses are summed across processes once, at the epoch's end).
+        """
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        if world_size < 2:
+            return None
+        count = len(self.datasets[split])
+        if count < world_size:
+            # A process without a tile would never join the epoch-end sum, and the others wait.
+            raise ValueError(
+                f"{self.data_dir / 'manifest.csv'}: split {split!r} has {count} tiles for "
+                f"{world_size} processes; use at most {count} devices x nodes or prepare more tiles"
+            )
+        return UnrepeatedDistributedSampler(
+            self.datasets[split],
+            num_replicas=world_size,
+            rank=self.trainer.global_rank,
+            shuffle=False,
         )
 
     def train_dataloader(self) -> DataLoader:

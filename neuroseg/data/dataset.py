@@ -138,6 +138,8 @@ class TileDataset(Dataset[Sample]):
     With `cache=True` every tile is decoded once, up front, in the constructing (main) process:
     forked DataLoader workers then share those arrays copy-on-write, so no epoch decodes again.
     Under a spawn start method (macOS, Windows) each worker receives its own pickled copy.
+    `rank` is the process's global rank under DDP: it is mixed into every augmentation seed, so
+    ranks that share torch's seed (num_workers=0) still draw different crops and flips.
     """
 
     def __init__(
@@ -147,11 +149,13 @@ class TileDataset(Dataset[Sample]):
         task: Task,
         transform: A.Compose,
         cache: bool = False,
+        rank: int = 0,
     ) -> None:
         self.split_dir = Path(split_dir)
         self.tiles = list(tiles)
         self.task = task
         self.transform = transform
+        self.rank = int(rank)
         self.image_paths, self.mask_paths = tile_paths(self.split_dir, self.tiles, task)
         self.cached: list[tuple[np.ndarray, np.ndarray]] | None = None
         if cache:
@@ -167,7 +171,9 @@ class TileDataset(Dataset[Sample]):
         image, mask = self.cached[index] if self.cached is not None else self._load(index)
         # albumentations keeps its own generator, deaf to global seeds; drawing its seed from
         # torch ties augmentation to seed_everything and to DataLoader's per-worker torch seed.
-        seed = int(torch.randint(2**31 - 1, ()).item())
+        # Every DDP rank seeds torch alike, and without workers nothing else tells them apart.
+        draw = int(torch.randint(2**31 - 1, ()).item())
+        seed = int(np.random.SeedSequence((draw, self.rank)).generate_state(1)[0])
         self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
         sample: Sample = dict(
             make_sample(scale_to_unit(image), mask, self.transform, self.task.out_channels)
