@@ -17,22 +17,22 @@ from neuroseg import io
 from neuroseg.data.labels import class_mask, paint_mask, read_mask, write_label_copies
 from neuroseg.data.synth_tree import make_dataset
 from neuroseg.data.transforms import normalize
+from neuroseg.lit import SegmentationModule
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import predict
 from neuroseg.prepare import prepare
-from neuroseg.train import train
+from neuroseg.train import fine_tune_weights, train
 
 REPO = Path(__file__).resolve().parents[1]
 LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint
 WHOLE = ["tiles.rows=1", "tiles.cols=1", "workers=1"]  # one tile per image: masks compare whole
-# Tiny fits as in test_train: random weights, small crops, two batches, no loader workers.
+# A tiny fit as in test_train: random weights, small crops, no loader workers.
 FIT = [
     "encoder.weights=null",
     "data.crop_hw=[64,96]",
     "data.batch_size=2",
     "data.num_workers=0",
     "trainer=cpu",
-    "+trainer.limit_train_batches=2",
     "+trainer.limit_val_batches=1",
     "+trainer.num_sanity_val_steps=0",
     "logger=csv",
@@ -129,13 +129,16 @@ def test_png_label_is_chosen_over_jpeg_and_reported(
     jpeg_mask = read_mask(raw / "labels" / "200_2" / "label_1.jpg", palette, "binary")
     assert not np.array_equal(jpeg_mask, corrected)
 
-    def prepared_mask(prefer: list[str]) -> tuple[np.ndarray, dict]:
-        out = tmp_path / f"prepared{len(prefer)}"
-        report = prepare(compose_config("prepare", [f"raw_dir={raw}", f"out_dir={out}", *WHOLE]))
+    def prepared(*overrides: str) -> tuple[np.ndarray, dict]:
+        """The 200_2_1 neuron mask and the report of `raw` prepared with `overrides`."""
+        out = tmp_path / f"prepared{len(list(tmp_path.iterdir()))}"
+        cfg = compose_config("prepare", [f"raw_dir={raw}", f"out_dir={out}", *WHOLE, *overrides])
+        report = prepare(cfg)
         (tile,) = out.glob("*/masks/200_2_1_r0c0.png")
-        return io.read_image(tile), io.read_json(out / "report.json")
+        assert io.read_json(out / "report.json") == report
+        return io.read_image(tile), report
 
-    mask, report = prepared_mask([])
+    mask, report = prepared()
     np.testing.assert_array_equal(mask, corrected)
     assert report["labels_chosen"] == {
         "prefer_label": "png",
@@ -147,19 +150,24 @@ def test_png_label_is_chosen_over_jpeg_and_reported(
             }
         ],
     }
-    out = tmp_path / "prepared_jpeg"
-    overrides = [f"raw_dir={raw}", f"out_dir={out}", "prefer_label=jpeg", *WHOLE]
-    report = prepare(compose_config("prepare", overrides))
-    (tile,) = out.glob("*/masks/200_2_1_r0c0.png")
-    np.testing.assert_array_equal(io.read_image(tile), jpeg_mask)
+    mask, report = prepared("prefer_label=jpeg")
+    np.testing.assert_array_equal(mask, jpeg_mask)
     assert report["labels_chosen"]["chosen"][0]["path"] == "labels/200_2/label_1.jpg"
     with pytest.raises(ValueError, match="prefer_label='tiff'"):
-        prepare(compose_config("prepare", [f"raw_dir={raw}", f"out_dir={out}", "prefer_label=tiff"]))
+        prepared("prefer_label=tiff")
 
 
-def saved_state(run_dir: Path) -> dict:
-    """The run's checkpoints/last.ckpt, read in full (our own file)."""
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+def lightning_checkpoint(path: Path, encoder: str) -> Path:
+    """A checkpoint as train writes it, 7 epochs into a run: a binary U-Net, Adam 70 steps in."""
+    torch.manual_seed(3)
+    module = SegmentationModule({"name": encoder, "weights": None}, "binary", torch.optim.Adam)
+    optimizer = torch.optim.Adam(module.parameters())
+    state = {"step": torch.tensor(70.0)}
+    optimizer_state = {"state": {0: state}, "param_groups": optimizer.state_dict()["param_groups"]}
+    saved = {"epoch": 7, "global_step": 70, "optimizer_states": [optimizer_state]}
+    saved |= {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    torch.save(saved, path)
+    return path
 
 
 def network(checkpoint: dict) -> dict[str, torch.Tensor]:
@@ -167,45 +175,47 @@ def network(checkpoint: dict) -> dict[str, torch.Tensor]:
     return {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items()}
 
 
+@pytest.mark.slow  # one short fit: about 20 s on 2 busy cores
 def test_init_from_starts_from_the_weights_with_a_fresh_run(
     prepared_dir: Path, tmp_path: Path
 ) -> None:
-    first = tmp_path / "first"
-    data = [f"data.dir={prepared_dir}", *FIT]
-    train(compose_config("train", [*data, "trainer.max_epochs=2", f"paths.output_dir={first}"]))
-    before = saved_state(first)
-    assert before["epoch"] == 1 and before["global_step"] == 4
+    start = lightning_checkpoint(tmp_path / "start.ckpt", "vgg11")
+    run = tmp_path / "run"
+    overrides = [f"data.dir={prepared_dir}", *FIT, "+trainer.limit_train_batches=1"]
     # lr 0: the fine-tuned run's weights stay exactly those it started from.
-    second = tmp_path / "second"
-    overrides = [*data, "trainer.max_epochs=1", "optimizer.lr=0.0", f"paths.output_dir={second}"]
-    train(compose_config("train", [*overrides, f"init_from={first / 'checkpoints' / 'last.ckpt'}"]))
-    after = saved_state(second)
-    assert after["epoch"] == 0 and after["global_step"] == 2
+    overrides += ["trainer.max_epochs=1", "optimizer.lr=0.0", f"paths.output_dir={run}"]
+    train(compose_config("train", [*overrides, f"init_from={start}"]))
+    after = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert after["epoch"] == 0 and after["global_step"] == 1
     (adam,) = after["optimizer_states"]
-    assert {float(state["step"]) for state in adam["state"].values()} == {2.0}
-    weights, start = network(after), network(before)
-    assert weights.keys() == start.keys()
-    assert all(torch.equal(weights[key], start[key]) for key in start)
+    assert {float(state["step"]) for state in adam["state"].values()} == {1.0}
+    weights, before = network(after), network(torch.load(start, weights_only=False))
+    assert weights.keys() == before.keys()
+    assert all(torch.equal(weights[key], before[key]) for key in before)
 
 
 def test_init_from_a_legacy_file_and_refusals(
-    prepared_dir: Path, tmp_path: Path, write_legacy_checkpoint: LegacyWriter
+    tmp_path: Path, write_legacy_checkpoint: LegacyWriter
 ) -> None:
     torch.manual_seed(2)
-    legacy = write_legacy_checkpoint(build_model("vgg11", 1, None), tmp_path / "unet11.pth")
-    run = tmp_path / "run"
-    common = [f"data.dir={prepared_dir}", *FIT, "trainer.max_epochs=1", "optimizer.lr=0.0"]
-    train(compose_config("train", [*common, f"init_from={legacy}", f"paths.output_dir={run}"]))
-    reference = build_model("vgg11", 1, None)
-    torch.manual_seed(2)
-    reference = build_model("vgg11", 1, None).state_dict()
-    weights = network(saved_state(run))
+    model = build_model("vgg11", 1, None)
+    legacy = write_legacy_checkpoint(model, tmp_path / "unet11.pth")
+    weights = fine_tune_weights(str(legacy), None, "vgg11", "binary", trusted=False)
+    reference = model.state_dict()
+    assert weights.keys() == reference.keys()
     assert all(torch.equal(weights[key], reference[key]) for key in reference)
 
-    ours = run / "checkpoints" / "last.ckpt"
-    with pytest.raises(ValueError, match=r"^init_from: .*vgg11.*(fine-tuning keeps)"):
+    ours = lightning_checkpoint(tmp_path / "ours.ckpt", "vgg11")
+    common = [f"data.dir={tmp_path / 'never_read'}", *FIT]
+    with pytest.raises(ValueError, match=r"^init_from: .*UNet11.*fine-tuning keeps"):
         train(compose_config("train", [*common, "encoder=vgg16", f"init_from={legacy}"]))
+    with pytest.raises(ValueError, match=r"^init_from: .*encoder=vgg11 but encoder=vgg16"):
+        train(compose_config("train", [*common, "encoder=vgg16", f"init_from={ours}"]))
     with pytest.raises(ValueError, match=r"^init_from: .*task=binary but task=axons"):
         train(compose_config("train", [*common, "task=axons", f"init_from={ours}"]))
     with pytest.raises(ValueError, match="not both"):
         train(compose_config("train", [*common, f"init_from={ours}", f"ckpt_path={ours}"]))
+    with pytest.raises(ValueError, match="trust_checkpoint=true"):
+        pickled = tmp_path / "pickled.ckpt"
+        torch.save({"state_dict": {}, "hyper_parameters": {"opaque": Path("x")}}, pickled)
+        train(compose_config("train", [*common, f"init_from={pickled}"]))
