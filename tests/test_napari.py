@@ -28,6 +28,11 @@ from neuroseg.napari.writer import write_labels  # noqa: E402
 from neuroseg.prepare import prepare  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+# napari's canvas needs OpenGL, which Qt's offscreen platform gets from an X server only.
+needs_display = pytest.mark.skipif(
+    not os.environ.get("DISPLAY"),
+    reason="the napari viewer needs OpenGL through an X display: run under xvfb-run -a",
+)
 MANIFEST = REPO / "neuroseg" / "napari" / "napari.yaml"
 LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint
 
@@ -71,6 +76,7 @@ def test_reader_opens_originals_labels_and_predict_outputs(raw: Path, tmp_path: 
         write_labels(str(tmp_path / "out"), np.full_like(truth, 7), labels[1])
 
 
+@needs_display
 def test_segment_edit_save_and_prepare_reads_it(
     make_napari_viewer: Callable,
     qtbot: object,

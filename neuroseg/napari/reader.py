@@ -11,8 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from napari.utils.colormaps import DirectLabelColormap
 
-from neuroseg.data.labels import read_mask
+from neuroseg.data.labels import paint_colors, read_mask
 from neuroseg.data.pairing import LABELS, LABELS_AXONS, ORIGINALS, label_number
 from neuroseg.io import IMAGE_SUFFIXES, read_image
 from neuroseg.napari.settings import palette
@@ -46,10 +47,19 @@ def neuroseg_meta(original: Path | None, with_axons: bool) -> dict[str, dict[str
     return {"neuroseg": {"image": image, "with_axons": with_axons}}
 
 
+def palette_colormap() -> DirectLabelColormap:
+    """Labels drawn in the palette's paint colours (neurons magenta, axons red), background clear:
+    a correction looks as it will in the painted label image."""
+    colors = {None: "transparent", 0: "transparent"}
+    for class_id, rgb in paint_colors(palette()["colors"]).items():
+        colors[class_id] = (*(value / 255 for value in rgb), 1.0)
+    return DirectLabelColormap(color_dict=colors)
+
+
 def labels_layer(mask: np.ndarray, name: str, original: Path | None, tree: str) -> LayerData:
     """A Labels layer of a class map (0 background, 1 neurons, 2 axons)."""
     meta = neuroseg_meta(original, tree == LABELS_AXONS or bool((mask == AXON).any()))
-    return mask, {"name": name, "metadata": meta}, "labels"
+    return mask, {"name": name, "metadata": meta, "colormap": palette_colormap()}, "labels"
 
 
 def find_file(folder: Path, number: str, of_label: bool) -> Path | None:

@@ -15,7 +15,7 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, 
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 
-from neuroseg.napari.reader import neuroseg_meta
+from neuroseg.napari.reader import neuroseg_meta, palette_colormap
 from neuroseg.napari.settings import predict_config
 from neuroseg.predictor import load_model, segment
 from neuroseg.task import Task
@@ -117,7 +117,7 @@ class SegmentWidget(Container):
             self.viewer.layers[name].data = mask
             self.viewer.layers[name].metadata.update(meta)
         else:
-            self.viewer.add_labels(mask, name=name, metadata=meta)
+            self.viewer.add_labels(mask, name=name, metadata=meta, colormap=palette_colormap())
         self.progress.value = len(STEPS) - 1
         counts = np.bincount(mask.ravel(), minlength=task.num_classes)
         shares = ", ".join(
