@@ -19,7 +19,7 @@ from neuroseg.data.synth_tree import make_dataset
 from neuroseg.data.transforms import normalize
 from neuroseg.lit import SegmentationModule
 from neuroseg.models.ternausnet import build_model
-from neuroseg.predict import predict
+from neuroseg.predict import check_label_names, is_output, predict
 from neuroseg.prepare import prepare
 from neuroseg.train import fine_tune_weights, train
 
@@ -219,3 +219,13 @@ def test_init_from_a_legacy_file_and_refusals(
         pickled = tmp_path / "pickled.ckpt"
         torch.save({"state_dict": {}, "hyper_parameters": {"opaque": Path("x")}}, pickled)
         train(compose_config("train", [*common, f"init_from={pickled}"]))
+
+
+def test_label_copies_are_never_read_back_as_inputs(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert is_output(out / "labels_axons" / "200_2" / "pred_1.png", out)
+    assert not is_output(tmp_path / "labels" / "200_2" / "label_1.png", out)
+    clash = [tmp_path / "a" / "x" / "1.tif", tmp_path / "b" / "x" / "1.png"]
+    with pytest.raises(ValueError, match="label copies would overwrite"):
+        check_label_names(clash)
+    check_label_names([tmp_path / "a" / "x" / "1.tif", tmp_path / "a" / "y" / "1.tif"])
