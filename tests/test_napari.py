@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt starts: no display needed
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before Qt starts: no window system
 napari = pytest.importorskip("napari", reason="napari is not installed: pip install '.[napari]'")
 pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install '.[napari]'")
 
@@ -28,7 +29,7 @@ from neuroseg.napari.writer import write_labels  # noqa: E402
 from neuroseg.prepare import prepare  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-# napari's canvas needs OpenGL, which Qt's offscreen platform gets from an X server only.
+# napari's canvas needs OpenGL, which Qt's offscreen platform lacks; Xvfb (xcb) provides it.
 needs_display = pytest.mark.skipif(
     not os.environ.get("DISPLAY"),
     reason="the napari viewer needs OpenGL through an X display: run under xvfb-run -a",

@@ -25,12 +25,18 @@ STEPS = ("loading the checkpoint", "segmenting", "done")
 
 
 def segment_steps(
-    overrides: list[str], image: np.ndarray
+    settings: dict[str, str], image: np.ndarray
 ) -> Generator[str, None, tuple[np.ndarray, Task]]:
     """Yield each step's name while loading the model and segmenting `image` (H, W[, 3]) uint8 or
-    uint16; return its (H, W) uint8 class map and the model's task."""
+    uint16; return its (H, W) uint8 class map and the model's task.
+
+    `settings` replace predict config values (ckpt_path, device, encoder, task) as they are, so a
+    path with spaces or commas needs no override quoting.
+    """
     yield STEPS[0]
-    cfg = predict_config(overrides)
+    cfg = predict_config()
+    for key, value in settings.items():
+        cfg[key] = value
     loaded, task, threshold, device = load_model(cfg)
     yield STEPS[1]
     _, mask = segment(loaded.model, image, task, threshold, cfg, device)
@@ -81,12 +87,12 @@ class SegmentWidget(Container):
             if layer.ndim == 2 and isinstance(layer, napari.layers.Image)
         ]
 
-    def overrides(self) -> list[str]:
-        """predict config overrides for the chosen checkpoint, encoder, task and device."""
-        chosen = [f"ckpt_path={self.checkpoint.value}", f"device={self.device.value}"]
+    def settings(self) -> dict[str, str]:
+        """predict config values for the chosen checkpoint, device, encoder and task."""
+        chosen = {"ckpt_path": str(self.checkpoint.value), "device": self.device.value}
         for key, box in (("encoder", self.encoder), ("task", self.task)):
             if box.value != SAVED:
-                chosen.append(f"{key}={box.value}")
+                chosen[key] = box.value
         return chosen
 
     def start(self) -> None:
@@ -98,7 +104,7 @@ class SegmentWidget(Container):
             return
         self.run_button.enabled = False
         self.progress.value = 0
-        worker = thread_worker(segment_steps)(self.overrides(), np.asarray(layer.data))
+        worker = thread_worker(segment_steps)(self.settings(), np.asarray(layer.data))
         worker.yielded.connect(self.show_step)
         worker.returned.connect(lambda result: self.show_result(layer, *result))
         worker.errored.connect(self.show_failure)
