@@ -219,6 +219,9 @@ def test_init_from_a_legacy_file_and_refusals(
         pickled = tmp_path / "pickled.ckpt"
         torch.save({"state_dict": {}, "hyper_parameters": {"opaque": Path("x")}}, pickled)
         train(compose_config("train", [*common, f"init_from={pickled}"]))
+    trusted = [*common, f"init_from={pickled}", "trust_checkpoint=true"]
+    with pytest.raises(ValueError, match=r"^init_from: .*encoder None"):  # read, then checked
+        train(compose_config("train", trusted))
 
 
 def test_label_copies_are_never_read_back_as_inputs(tmp_path: Path) -> None:
