@@ -2,9 +2,12 @@
 morphometrics table.
 
     python -m neuroseg.predict ckpt_path=model.ckpt input=images/ [tta=true] [save_probs=true]
+        [labels=true]
 
 A folder is searched with its sub-folders, whose layout the outputs repeat: the lab's
-`originals/<condition>/<n>.tif` gives `<output>/<condition>/<n>_mask.png`, where analyze looks.
+`originals/<condition>/<n>.tif` gives `<output>/<condition>/<n>_mask.png`, where analyze looks;
+labels=true adds `<output>/labels/<condition>/<labels_prefix>_<n>.png` (and `labels_axons/`), the
+lab's painted-label layout, so a corrected copy dropped into the raw tree is read by prepare.
 
 An unreadable image is reported by name and skipped; the others are still written, the skipped
 ones are listed in failures.csv, and the command exits with status 1.
@@ -20,6 +23,8 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from neuroseg.data.labels import write_label_copies
+from neuroseg.data.pairing import LABELS, LABELS_AXONS
 from neuroseg.io import (
     list_images,
     read_image,
@@ -71,6 +76,7 @@ def is_output(path: Path, output: Path) -> bool:
     ours = name.endswith(("_mask.png", "_overlay.png")) or (
         "_probs_" in name and path.suffix == ".tif"
     )
+    ours |= path.suffix == ".png" and path.parent.parent.name in (LABELS, LABELS_AXONS)
     return ours and path.resolve().is_relative_to(output.resolve())
 
 
@@ -93,6 +99,20 @@ def check_stems(paths: list[Path], folder: Path) -> None:
         )
 
 
+def check_label_names(paths: list[Path]) -> None:
+    """Raise ValueError naming images whose label copies would overwrite each other: a copy is
+    named by the image's folder (condition) and stem (number) only, as the lab's tree pairs them."""
+    seen: dict[tuple[str, str], list[str]] = {}
+    for path in paths:
+        seen.setdefault((path.resolve().parent.name, path.stem), []).append(str(path))
+    clashes = [names for names in seen.values() if len(names) > 1]
+    if clashes:
+        raise ValueError(
+            f"labels=true: images share a folder name and stem, so their label copies would "
+            f"overwrite each other: {clashes}; predict them in separate runs"
+        )
+
+
 def predict(cfg: DictConfig) -> PredictResult:
     """Write `<stem>_mask.png`, `<stem>_overlay.png` [, `<stem>_probs_<class>.tif`] per image, then
     morphometrics.csv and failures.csv into `cfg.output`."""
@@ -107,7 +127,16 @@ def predict(cfg: DictConfig) -> PredictResult:
             "pass input=<file or folder>"
         )
     check_stems(paths, root if root.is_dir() else root.parent)
+    if cfg.labels:
+        check_label_names(paths)
+        if cfg.palette.closing_radius:
+            log.warning("palette closing_radius > 0: prepare will close the painted labels")
     loaded, task, threshold, device = load_model(cfg)
+    label_settings = {
+        "colors": OmegaConf.to_container(cfg.palette.colors, resolve=True),
+        "prefix": cfg.labels_prefix,
+        "with_axons": task.num_classes == 3,
+    }
     rows: list[dict[str, int | float | str]] = []
     failures: list[dict[str, str]] = []
     for path in paths:
@@ -127,6 +156,9 @@ def predict(cfg: DictConfig) -> PredictResult:
         )
         if cfg.save_probs:
             write_probs(output / stem.parent, stem.name, probs, task)
+        if cfg.labels:
+            folder, gray = path.resolve().parent.name, to_gray(image)
+            write_label_copies(output, folder, path.stem, gray, mask, **label_settings)
         rows.append({"image": name} | measure(mask, task.num_classes, cfg.min_neuron_px))
         log.info("%s: %d neurons", name, rows[-1]["neuron_count"])
     write_csv(output / "morphometrics.csv", rows, COLUMNS)

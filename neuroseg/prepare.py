@@ -28,6 +28,7 @@ def prepare(cfg: DictConfig) -> dict:
         overwrite=cfg.overwrite,
         strict=cfg.strict,
         workers=cfg.workers,
+        prefer_label=cfg.prefer_label,
     )
 
 

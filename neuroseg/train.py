@@ -8,6 +8,7 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
@@ -16,7 +17,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
 from neuroseg.lit import SegmentationModule
-from neuroseg.models.checkpoint import lightning_names, read_checkpoint
+from neuroseg.models.checkpoint import initial_weights, lightning_names, read_checkpoint
 from neuroseg.precision import resolve_precision
 from neuroseg.threads import set_threads
 
@@ -33,10 +34,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("sample"):
         ensure_sample(**OmegaConf.to_container(cfg.sample, resolve=True))
     set_threads(cfg.get("threads"))
+    start = fine_tune_weights(
+        cfg.get("init_from"),
+        cfg.get("ckpt_path"),
+        cfg.encoder.name,
+        cfg.task.name,
+        cfg.get("trust_checkpoint", False),
+    )
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = NeuroSegDataModule(**cfg.data, task=cfg.task.name)
     model = SegmentationModule(
-        encoder=cfg.encoder,
+        # Fine-tuning overwrites every weight: no ImageNet download for the encoder.
+        encoder=cfg.encoder if start is None else {**cfg.encoder, "weights": None},
         task=cfg.task.name,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
@@ -51,6 +60,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resume = resume_path(cfg.get("ckpt_path"), trainer)
     if resume is not None:
         check_resume(Path(resume), cfg.encoder.name, cfg.task.name)
+    elif start is not None:
+        model.model.load_state_dict(start)
+        log.info("fine-tuning from init_from=%s: fresh optimiser and schedule", cfg.init_from)
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
     metrics = dict(trainer.callback_metrics)
     if cfg.get("test"):
@@ -58,6 +70,25 @@ def train(cfg: DictConfig) -> dict[str, float]:
         metrics.update(trainer.callback_metrics)
     report(trainer)
     return {name: float(value) for name, value in metrics.items()}
+
+
+def fine_tune_weights(
+    init_from: str | None, ckpt_path: str | None, encoder: str, task: str, trusted: bool
+) -> dict[str, torch.Tensor] | None:
+    """The network weights of `init_from` (ours or legacy), checked against the run's encoder and
+    task before any data is read; None without init_from.
+
+    ckpt_path=auto may go with it (a requeued fine-tuning job resumes its own last.ckpt once it
+    exists); any other ckpt_path resumes a run, which contradicts starting from other weights.
+    """
+    if init_from is None:
+        return None
+    if ckpt_path not in (None, "auto"):
+        raise ValueError(
+            f"init_from={init_from} and ckpt_path={ckpt_path}: pass init_from to fine-tune "
+            "from a model's weights, or ckpt_path to resume a run, not both"
+        )
+    return initial_weights(Path(init_from), encoder, task, trusted)
 
 
 def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:

@@ -1,4 +1,4 @@
-"""Painted label copies (JPEG, solid lab colours over the gray image) -> class masks.
+"""Painted label copies (JPEG, solid lab colours over the gray image) <-> class masks.
 
 JPEG keeps brightness (luma) at full resolution but stores colour (chroma) at half resolution
 and blurs it, so a thin stroke's colour spreads onto its neighbours and fades in its middle.
@@ -17,6 +17,8 @@ from scipy import ndimage
 from skimage import morphology
 
 from neuroseg import io
+from neuroseg.data.pairing import LABELS, LABELS_AXONS, label_path
+from neuroseg.overlay import gray_to_rgb8
 from neuroseg.task import AXON, BACKGROUND, NEURON
 
 # JFIF's RGB -> (Y, Cb, Cr) matrix (the one JPEG files use); chroma here is centred on 0.
@@ -162,3 +164,70 @@ def read_mask(path: Path, palette: Mapping[str, object], task: str) -> np.ndarra
     if task not in readers:
         raise KeyError(f"unknown task {task!r}; choose one of {sorted(readers)}")
     return readers[task](io.read_rgb(path), palette)
+
+
+def paint_colors(colors: Mapping[str, Mapping[str, object]]) -> dict[int, tuple[int, int, int]]:
+    """RGB each class is painted in: the first palette colour naming it (neurons magenta, axons
+    red in qlab.yaml), so a painted copy reads back as the lab's own paint does."""
+    painted: dict[int, tuple[int, int, int]] = {}
+    for name, class_id in paint_classes(colors).items():
+        painted.setdefault(class_id, tuple(int(v) for v in colors[name]["rgb"]))
+    return painted
+
+
+def paint_mask(
+    gray: np.ndarray, mask: np.ndarray, colors: Mapping[str, Mapping[str, object]]
+) -> np.ndarray:
+    """(H, W, 3) uint8 label copy: `gray` (H, W) uint8/uint16 with each class > 0 of `mask`
+    (H, W) painted solid in its palette colour; the inverse of mask_from_palette.
+
+    Unpainted pixels stay gray (no chroma), painted ones carry the paint exactly, so a lossless
+    (PNG) copy reads back as `mask` whenever the palette's closing_radius is 0.
+    """
+    if gray.shape != mask.shape:
+        raise ValueError(f"mask {mask.shape} and image {gray.shape} differ in size; paint at size")
+    painted = paint_colors(colors)
+    unknown = sorted(set(np.unique(mask).tolist()) - {BACKGROUND, *painted})
+    if unknown:
+        raise ValueError(
+            f"mask holds classes {unknown} that the palette paints in no colour; "
+            f"use {sorted({BACKGROUND, *painted})} (0 background, 1 neurons, 2 axons)"
+        )
+    rgb = gray_to_rgb8(gray).copy()
+    for class_id, color in painted.items():
+        rgb[mask == class_id] = color
+    return rgb
+
+
+def write_label_copies(
+    root: Path,
+    condition: str,
+    number: str,
+    gray: np.ndarray,
+    mask: np.ndarray,
+    colors: Mapping[str, Mapping[str, object]],
+    prefix: str,
+    with_axons: bool,
+) -> list[Path]:
+    """Write `mask` painted onto `gray` as PNG label copies laid out like the lab's raw tree.
+
+    `root/labels/<condition>/<prefix>_<number>.png` paints neurons only; `with_axons` (a 3-class
+    mask) adds `root/labels_axons/...` with both, as the lab keeps them. A corrected copy dropped
+    into the raw tree is then read by prepare like a hand-painted label.
+    """
+    top = AXON if with_axons else NEURON
+    if mask.max(initial=0) > top:
+        raise ValueError(
+            f"mask holds class {int(mask.max())}; a {'3-class' if with_axons else 'binary'} "
+            f"mask holds 0..{top}"
+        )
+    neurons = np.where(mask == NEURON, NEURON, BACKGROUND).astype(np.uint8)
+    copies = {LABELS: paint_mask(gray, neurons, colors)}
+    if with_axons:
+        copies[LABELS_AXONS] = paint_mask(gray, mask, colors)
+    written = []
+    for tree, rgb in copies.items():
+        path = label_path(root, tree, condition, number, prefix)
+        io.write_png(path, rgb)
+        written.append(path)
+    return written

@@ -2,6 +2,8 @@
 
 Pairing is by condition folder and number: `originals/<condition>/<n>.tif` goes with
 `labels/<condition>/<anything>_<n>.jpg` (the number after the last underscore of the stem).
+A number may have one JPEG and one PNG label (hand-painted and a corrected prediction):
+`prefer_label` picks one, and the choice is reported.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from neuroseg.io import IMAGE_SUFFIXES
 log = logging.getLogger(__name__)
 
 ORIGINALS, LABELS, LABELS_AXONS = "originals", "labels", "labels_axons"
+# prefer_label -> the suffixes it keeps when one number has a JPEG and a PNG label.
+LABEL_FORMATS = {"png": (".png",), "jpeg": (".jpg", ".jpeg")}
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,37 @@ class Pairing:
     unpaired: list[dict[str, str]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    chosen: list[dict[str, str]] = field(default_factory=list)
 
 
 def label_number(stem: str) -> str:
     """The pairing number of a label stem: the text after its last underscore ("label_7" -> "7")."""
     return stem.rsplit("_", 1)[-1]
+
+
+def label_path(root: Path, tree: str, condition: str, number: str, prefix: str) -> Path:
+    """`root/<tree>/<condition>/<prefix>_<number>.png`: where a label copy pairs with
+    `originals/<condition>/<number>.tif` (the inverse of `label_number`)."""
+    return Path(root) / tree / condition / f"{prefix}_{number}.png"
+
+
+def choose_labels(
+    labels: dict[tuple[str, str], list[str]], prefer_label: str, pairing: Pairing
+) -> None:
+    """Keep one of a JPEG and a PNG label of the same number, as `prefer_label` says; each choice
+    goes to `pairing.chosen` (report.json). Any other repeat stays for pair_sources to refuse."""
+    for key, files in labels.items():
+        by_format = {
+            name: [f for f in files if f.lower().endswith(suffixes)]
+            for name, suffixes in LABEL_FORMATS.items()
+        }
+        if len(files) != 2 or any(len(found) != 1 for found in by_format.values()):
+            continue
+        kept = by_format[prefer_label][0]
+        set_aside = next(f for f in files if f != kept)
+        labels[key] = [kept]
+        reason = f"prefer_label={prefer_label}"
+        pairing.chosen.append({"path": kept, "over": set_aside, "reason": reason})
 
 
 def scan_tree(raw_dir: Path, tree: str, pairing: Pairing) -> dict[tuple[str, str], list[str]]:
@@ -78,15 +108,18 @@ def scan_tree(raw_dir: Path, tree: str, pairing: Pairing) -> dict[tuple[str, str
     return found
 
 
-def pair_sources(raw_dir: Path) -> Pairing:
+def pair_sources(raw_dir: Path, prefer_label: str = "png") -> Pairing:
     """Pair the originals with their labels; list unpaired and ambiguous files.
 
     Needs `originals/` and `labels/`; `labels_axons/` is optional, but once it exists every
     original needs an axon label too (a prepared set has masks_axons for all tiles or none).
     Missing folders raise FileNotFoundError (both named at once); an empty originals/ and two
     files for one number are problems (they stop the run); unpaired files are listed and the
-    original is left out.
+    original is left out. A JPEG and a PNG label of one number are one label: `prefer_label`
+    ("png": the corrected copy, "jpeg": the hand-painted one) picks it.
     """
+    if prefer_label not in LABEL_FORMATS:
+        raise ValueError(f"prefer_label={prefer_label!r}; choose one of {sorted(LABEL_FORMATS)}")
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"{raw_dir}: raw folder not found; set raw_dir to the lab's tree")
@@ -106,6 +139,8 @@ def pair_sources(raw_dir: Path) -> Pairing:
     trees = {LABELS: scan_tree(raw_dir, LABELS, pairing)}
     if (raw_dir / LABELS_AXONS).is_dir():
         trees[LABELS_AXONS] = scan_tree(raw_dir, LABELS_AXONS, pairing)
+    for labels in trees.values():
+        choose_labels(labels, prefer_label, pairing)
     for listing in (originals, *trees.values()):
         for key, files in listing.items():
             if len(files) > 1:
@@ -134,6 +169,8 @@ def log_pairing(pairing: Pairing, duplicates: Mapping[str, str]) -> None:
     """Say on the console which files were left out and why (also written to report.json)."""
     for item in pairing.unpaired:
         log.warning("unpaired: %s (%s)", item["path"], item["reason"])
+    for item in pairing.chosen:
+        log.info("label chosen: %s over %s (%s)", item["path"], item["over"], item["reason"])
     for path, kept in duplicates.items():
         log.warning("duplicate dropped: %s has the same pixels as %s", path, kept)
     for path in pairing.ignored:

@@ -186,11 +186,11 @@ def check_palette(palette: Mapping[str, object]) -> None:
 
 
 def check_inputs(
-    raw_dir: Path, rows: int, cols: int, strict: bool, map_: Callable
+    raw_dir: Path, rows: int, cols: int, strict: bool, map_: Callable, prefer_label: str = "png"
 ) -> tuple[Pairing, list[SourceCheck], dict[str, str]]:
     """Pair and decode every input; raise one error listing all problems, else return the
     pairing, the checks of the images to keep, and the duplicates dropped (path -> kept path)."""
-    pairing = pair_sources(raw_dir)
+    pairing = pair_sources(raw_dir, prefer_label)
     checks: list[SourceCheck] = map_(
         partial(check_source, raw_dir, rows=rows, cols=cols), pairing.sources
     )
@@ -249,19 +249,21 @@ def prepare_dataset(
     overwrite: bool = False,
     strict: bool = False,
     workers: int = 1,
+    prefer_label: str = "png",
 ) -> dict:
     """Prepare `raw_dir` into `out_dir` (the Prepared dataset contract); returns the report.
 
     Re-running with the same inputs and settings rewrites byte-identical files; an out_dir holding
     anything else is only replaced with overwrite=True. An earlier splits.json for the same images
-    and settings is kept, so a reviewed or hand-edited split survives reruns.
+    and settings is kept, so a reviewed or hand-edited split survives reruns. `prefer_label`
+    picks between a JPEG and a PNG label of one image (see pairing.pair_sources).
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     check_fractions(fractions)
     check_palette(palette)
     settings = {"fractions": dict(fractions), "seed": seed, "tiles": {"rows": rows, "cols": cols}}
     with worker_pool(workers) as map_:
-        pairing, checks, duplicates = check_inputs(raw_dir, rows, cols, strict, map_)
+        pairing, checks, duplicates = check_inputs(raw_dir, rows, cols, strict, map_, prefer_label)
         digest = fingerprint(checks, {**settings, "palette": palette})
         check_out_dir(out_dir, raw_dir, digest, overwrite)
         log_pairing(pairing, duplicates)
@@ -283,6 +285,7 @@ def prepare_dataset(
                     for path, kept_path in duplicates.items()
                 ],
                 "unpaired": pairing.unpaired,
+                "labels_chosen": {"prefer_label": prefer_label, "chosen": pairing.chosen},
                 "ignored": pairing.ignored,
             }
             io.write_csv(build_dir / "manifest.csv", manifest, MANIFEST_COLUMNS)

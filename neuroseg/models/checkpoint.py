@@ -190,3 +190,18 @@ def lightning_model_state(state_dict: Mapping[str, torch.Tensor], path: Path) ->
             f"{path}: no '{LIGHTNING_PREFIX}*' tensors in state_dict; not a neuroseg checkpoint"
         )
     return model_state
+
+
+def initial_weights(path: Path, encoder: str, task: str, trusted: bool) -> dict[str, torch.Tensor]:
+    """The network state dict of a checkpoint, ours or the original's, to fine-tune from.
+
+    Only the weights are taken (no optimiser, schedule or epoch: that is resuming). A checkpoint
+    of another encoder or task than the run's is refused in one line naming both.
+    """
+    try:
+        loaded = load_checkpoint(path, encoder=encoder, task=task, trusted=trusted)
+    except ValueError as error:
+        raise ValueError(
+            f"init_from: {error} (fine-tuning keeps the checkpoint's encoder and task)"
+        ) from None
+    return loaded.model.state_dict()
