@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig
 
@@ -17,9 +16,10 @@ from neuroseg.analysis import plots
 from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, run_tests, summary_text
+from neuroseg.cli import command
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
+@command("analyze")
 def main(cfg: DictConfig) -> None:
     output = analyze(cfg)
     print((output / "summary.txt").read_text())

@@ -12,13 +12,14 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from neuroseg.assembly import ImagePrediction, assemble_split, predict_split
+from neuroseg.cli import command
+from neuroseg.errors import UsageError
 from neuroseg.inference import probs_to_mask
 from neuroseg.io import write_csv, write_json, write_png
 from neuroseg.models.checkpoint import threshold_path
@@ -71,10 +72,10 @@ def tune_threshold(
     probabilities; a (T, 3) int64 count array per image; and one image's float32 tiles at a time.
     """
     if task.out_channels != 1:
-        raise ValueError(f"tune_threshold=true needs a binary model; task {task.name} uses argmax")
+        raise UsageError(f"tune_threshold=true needs a binary model; task {task.name} uses argmax")
     thresholds = np.linspace(**OmegaConf.to_container(cfg.threshold_grid))
     if thresholds.size == 0 or thresholds.min() < 0.0 or thresholds.max() > 1.0:
-        raise ValueError(
+        raise UsageError(
             f"threshold_grid={OmegaConf.to_container(cfg.threshold_grid)}: choose thresholds "
             "in [0, 1], e.g. threshold_grid.start=0.05 threshold_grid.stop=0.95"
         )
@@ -207,7 +208,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics | {"threshold": threshold}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@command("evaluate")
 def main(cfg: DictConfig) -> float:
     """Entry point; returns mean image IoU so a sweep can optimise it."""
     return evaluate(cfg)[f"{cfg.split}/iou"]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from neuroseg.data.transforms import normalize
+from neuroseg.errors import UsageError
 
 # The encoder downsamples five times; inputs must be multiples of 2**5.
 SIZE_MULTIPLE = 32
@@ -27,9 +28,9 @@ def window_starts(size: int, window: int, overlap: float) -> list[int]:
     ends at `size`. A side no longer than the window gets the single start 0.
     """
     if window < 1 or size < 1:
-        raise ValueError(f"window {window} and size {size} must be positive")
+        raise UsageError(f"window {window} and size {size} must be positive")
     if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap {overlap}: choose a fraction in [0, 1)")
+        raise UsageError(f"overlap {overlap}: choose a fraction in [0, 1)")
     if size <= window:
         return [0]
     stride = max(1, int(window - round(window * overlap)))
@@ -108,7 +109,7 @@ def check_window(window_hw: Sequence[int]) -> tuple[int, int]:
     """(h, w) of a window given in config; both positive multiples of 32 else ValueError."""
     sides = [int(side) for side in window_hw]
     if len(sides) != 2 or any(side < 1 or side % SIZE_MULTIPLE for side in sides):
-        raise ValueError(
+        raise UsageError(
             f"window {list(window_hw)}: give [height, width], positive multiples of {SIZE_MULTIPLE}"
         )
     return sides[0], sides[1]
@@ -136,9 +137,9 @@ def predict_probs(
     if unit_gray.ndim != 2:
         raise ValueError(f"expected a gray (H, W) image, got shape {unit_gray.shape}")
     if batch_size < 1:
-        raise ValueError(f"batch_size {batch_size}: choose 1 or more")
+        raise UsageError(f"batch_size {batch_size}: choose 1 or more")
     if str(precision) not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: choose one of {list(PRECISIONS)}")
+        raise UsageError(f"precision {precision!r}: choose one of {list(PRECISIONS)}")
     autocast = torch.autocast(
         torch.device(device).type, dtype=torch.bfloat16, enabled=str(precision) == "bf16"
     )

@@ -16,10 +16,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from neuroseg.cli import command
+from neuroseg.errors import UsageError
 from neuroseg.io import (
     list_images,
     read_image,
@@ -87,7 +88,7 @@ def check_stems(paths: list[Path], folder: Path) -> None:
         seen.setdefault(relative_stem(path, folder), []).append(str(path.relative_to(folder)))
     clashes = [names for names in seen.values() if len(names) > 1]
     if clashes:
-        raise ValueError(
+        raise UsageError(
             f"{folder}: images share a name and would overwrite each other's outputs: {clashes}; "
             "rename or move them"
         )
@@ -97,12 +98,12 @@ def predict(cfg: DictConfig) -> PredictResult:
     """Write `<stem>_mask.png`, `<stem>_overlay.png` [, `<stem>_probs_<class>.tif`] per image, then
     morphometrics.csv and failures.csv into `cfg.output`."""
     if cfg.get("input") is None:
-        raise ValueError("input is not set; pass input=<image file or folder of images>")
+        raise UsageError("input is not set; pass input=<image file or folder of images>")
     root, output = Path(cfg.input), Path(cfg.output)
     found = list_images(root, recursive=True, skip=is_run_folder)
     paths = [p for p in found if not is_output(p, output)]
     if not paths:
-        raise ValueError(
+        raise UsageError(
             f"{cfg.input}: no .tif/.png/.jpg images there or in its sub-folders; "
             "pass input=<file or folder>"
         )
@@ -141,7 +142,7 @@ def predict(cfg: DictConfig) -> PredictResult:
     return PredictResult(output=output, rows=rows, failures=failures)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@command("predict")
 def main(cfg: DictConfig) -> None:
     """Entry point; exits with status 1 when any image could not be read."""
     if predict(cfg).failures:

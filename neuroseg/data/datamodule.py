@@ -17,6 +17,7 @@ from neuroseg.data.dataset import (
     split_tiles,
 )
 from neuroseg.data.transforms import eval_transform, train_transform
+from neuroseg.errors import UsageError
 from neuroseg.task import get_task
 
 SPLITS = ("train", "val", "test")
@@ -153,4 +154,4 @@ def _check_settings(module: NeuroSegDataModule) -> None:
     if module.predict_split not in SPLITS:
         problems.append(f"predict_split={module.predict_split!r} must be one of {list(SPLITS)}")
     if problems:
-        raise ValueError(f"conf/data settings: {'; '.join(problems)}")
+        raise UsageError(f"conf/data settings: {'; '.join(problems)}")

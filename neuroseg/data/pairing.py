@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from neuroseg import io
 from neuroseg.data.split import natural_key
 from neuroseg.data.tiling import tile_grid
+from neuroseg.errors import InputError, MissingPathError
 from neuroseg.io import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,10 @@ def pair_sources(raw_dir: Path) -> Pairing:
     """
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
-        raise FileNotFoundError(f"{raw_dir}: raw folder not found; set raw_dir to the lab's tree")
+        raise MissingPathError(f"{raw_dir}: raw folder not found; set raw_dir to the lab's tree")
     missing = [str(raw_dir / tree) for tree in (ORIGINALS, LABELS) if not (raw_dir / tree).is_dir()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{' and '.join(missing)}: folder missing; raw_dir needs "
             f"{ORIGINALS}/<condition>/<n>.tif and {LABELS}/<condition>/<name>_<n>.jpg"
         )
@@ -188,9 +189,9 @@ def label_size(path: Path) -> tuple[int, int]:
             image.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
             image.load()
     except (OSError, UnidentifiedImageError) as error:
-        raise ValueError(f"{path}: not a readable image ({error}); re-export it") from error
+        raise InputError(f"{path}: not a readable image ({error}); re-export it") from error
     if mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):  # the modes io.read_rgb turns into RGB
-        raise ValueError(f"{path}: label has mode {mode}; export the painted label in colour (RGB)")
+        raise InputError(f"{path}: label has mode {mode}; export the painted label in colour (RGB)")
     return height, width
 
 

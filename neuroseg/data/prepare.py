@@ -36,6 +36,7 @@ from neuroseg.data.pairing import (
 )
 from neuroseg.data.split import check_fractions, grouped_split, load_split, natural_key
 from neuroseg.data.tiling import cut, tile_grid
+from neuroseg.errors import ChoiceError, InputError, PathTakenError, UsageError
 from neuroseg.task import AXON, NEURON
 
 log = logging.getLogger(__name__)
@@ -90,10 +91,10 @@ def pool_map(pool: ProcessPoolExecutor, function: Callable, items: Sequence) -> 
 def raise_problems(problems: Sequence[str], header: str) -> None:
     """Raise one ValueError naming every problem (one line each), so all are fixed in one go."""
     if len(problems) == 1:
-        raise ValueError(problems[0])
+        raise InputError(problems[0])
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)
-        raise ValueError(f"{header} ({len(problems)} problems):\n{lines}")
+        raise InputError(f"{header} ({len(problems)} problems):\n{lines}")
 
 
 def fingerprint(checks: Iterable[SourceCheck], settings: Mapping[str, object]) -> str:
@@ -108,7 +109,7 @@ def fingerprint(checks: Iterable[SourceCheck], settings: Mapping[str, object]) -
 def check_out_dir(out_dir: Path, raw_dir: Path, digest: str, overwrite: bool) -> None:
     """Refuse to replace a folder holding anything but this same dataset, unless overwrite."""
     if out_dir.resolve() == raw_dir.resolve() or out_dir.resolve() in raw_dir.resolve().parents:
-        raise ValueError(f"{out_dir}: out_dir would replace raw_dir {raw_dir}; choose another")
+        raise UsageError(f"{out_dir}: out_dir would replace raw_dir {raw_dir}; choose another")
     if overwrite or not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         return
     report_path = out_dir / "report.json"
@@ -117,7 +118,7 @@ def check_out_dir(out_dir: Path, raw_dir: Path, digest: str, overwrite: bool) ->
     except (OSError, ValueError, AttributeError):
         previous = None
     if previous != digest:
-        raise FileExistsError(
+        raise PathTakenError(
             f"{out_dir}: holds other data than this run would write; pass overwrite=true to "
             "replace it, or choose another out_dir"
         )
@@ -182,7 +183,7 @@ def check_palette(palette: Mapping[str, object]) -> None:
     try:
         class_mask(np.zeros((1, 1, 3), np.uint8), palette)
     except TypeError as error:  # a key that is not an argument of labels.mask_from_palette
-        raise KeyError(f"palette: {error}; fix the keys of the palette config") from error
+        raise ChoiceError(f"palette: {error}; fix the keys of the palette config") from error
 
 
 def check_inputs(
