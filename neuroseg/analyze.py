@@ -16,6 +16,7 @@ from neuroseg.analysis import plots
 from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, run_tests, summary_text
+from neuroseg.bars import progress_bar
 from neuroseg.cli import command
 
 
@@ -30,7 +31,7 @@ def analyze(cfg: DictConfig) -> Path:
     """Measure every image, write the tables, tests, summary and plots to cfg.output."""
     output = Path(cfg.output)
     sources, unused = find_sources(Path(cfg.images), cfg.masks, cfg.group_by)
-    results = measure_all(sources, cfg)
+    results = measure_all(progress_bar(sources, "images", "image", enabled=cfg.progress), cfg)
     groups = pool(results)
     tests = run_tests(
         {g: a["folded"] for g, a in groups.items()},

@@ -54,7 +54,7 @@ def ensure_sample(
 
 SAMPLE_RECORD = "sample.json"  # the settings a prepared sample tree was made with
 # Keys that change how fast or how strictly a tree is made, never its files.
-NOT_SETTINGS = {"out_dir", "raw_dir", "workers", "overwrite", "strict"}
+NOT_SETTINGS = {"out_dir", "raw_dir", "workers", "overwrite", "strict", "progress"}
 
 
 def full_keywords(function: Callable[..., Any], given: Mapping[str, Any]) -> dict[str, Any]:

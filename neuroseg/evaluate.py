@@ -17,7 +17,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from neuroseg.assembly import ImagePrediction, assemble_split, predict_split
+from neuroseg.assembly import ImagePrediction, assemble_split, image_count, predict_split
+from neuroseg.bars import progress_bar
 from neuroseg.cli import command
 from neuroseg.errors import UsageError
 from neuroseg.inference import probs_to_mask
@@ -80,7 +81,9 @@ def tune_threshold(
             "in [0, 1], e.g. threshold_grid.start=0.05 threshold_grid.stop=0.95"
         )
     counts, ranks = [], {}
-    for image in predict_split(model, data_dir, "val", task, cfg, device):
+    images = predict_split(model, data_dir, "val", task, cfg, device)
+    total = image_count(data_dir, "val")
+    for image in progress_bar(images, "tuning on val", "image", total, enabled=cfg.progress):
         counts.append(threshold_counts(image.probs[0], image.truth, thresholds, image.covered))
         if keep_masks:
             ranks |= {tile.tile: threshold_ranks(tile.probs, thresholds) for tile in image.tiles}
@@ -180,6 +183,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     else:
         images = predict_split(loaded.model, data_dir, cfg.split, task, cfg, device)
         cut = threshold
+    total = image_count(data_dir, cfg.split)
+    images = progress_bar(images, f"{cfg.split} images", "image", total, enabled=cfg.progress)
     image_rows, tile_rows, matrix = score_split(images, task, cut, cfg, output)
     columns = score_columns(task.class_names)
     write_csv(output / "per_image.csv", image_rows, ("image_id", "condition", *columns))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from neuroseg.bars import progress_bar
 from neuroseg.cli import command
 from neuroseg.errors import UsageError
 from neuroseg.io import (
@@ -111,7 +112,7 @@ def predict(cfg: DictConfig) -> PredictResult:
     loaded, task, threshold, device = load_model(cfg)
     rows: list[dict[str, int | float | str]] = []
     failures: list[dict[str, str]] = []
-    for path in paths:
+    for path in progress_bar(paths, "images", "image", enabled=cfg.progress):
         stem = relative_stem(path, root)
         name = (stem.parent / path.name).as_posix()  # the image, relative to input
         try:

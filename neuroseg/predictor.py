@@ -92,5 +92,6 @@ def segment(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (C, H, W) float32, class map (H, W) uint8) of a gray/RGB 8/16-bit image."""
     unit = scale_to_unit(to_gray(image))
-    probs = predict_probs(model, unit, device=device, **inference_settings(cfg))
+    settings = inference_settings(cfg)
+    probs = predict_probs(model, unit, device=device, progress=cfg.progress, **settings)
     return probs, class_map(probs, task, threshold, cfg)

@@ -28,6 +28,7 @@ def prepare(cfg: DictConfig) -> dict:
         overwrite=cfg.overwrite,
         strict=cfg.strict,
         workers=cfg.workers,
+        progress=cfg.progress,
     )
 
 

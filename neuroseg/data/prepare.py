@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroseg import io
+from neuroseg.bars import progress_bar
 from neuroseg.data.labels import class_mask, neuron_mask
 from neuroseg.data.pairing import (
     Pairing,
@@ -49,8 +50,9 @@ MANIFEST_COLUMNS = tuple(
 
 
 @contextmanager
-def worker_pool(workers: int) -> Iterator[Callable[[Callable, Sequence], list]]:
-    """Yield a `map(function, items) -> list` run in `workers` processes (1: in this process).
+def worker_pool(workers: int, progress: bool = False) -> Iterator[Callable[..., list]]:
+    """Yield a `map(function, items, desc) -> list` run in `workers` processes (1: in this
+    process), drawing a bar named `desc` as the items finish when `progress`.
 
     One pool serves both passes, so workers start once. They are spawned, not forked (the caller
     may hold threads, e.g. torch's, that a fork copies in a locked state), with one BLAS thread
@@ -58,13 +60,15 @@ def worker_pool(workers: int) -> Iterator[Callable[[Callable, Sequence], list]]:
     the colour conversion's matrix products 30x slower when measured on 2 busy cores.
     """
     if workers <= 1:
-        yield lambda function, items: [function(item) for item in items]
+        yield lambda function, items, desc="": [
+            function(item) for item in progress_bar(items, desc, "image", enabled=progress)
+        ]
         return
     saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
     os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))  # read by spawned workers only
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            yield partial(pool_map, pool)
+            yield partial(pool_map, pool, progress=progress)
     finally:
         for name, value in saved.items():
             os.environ.pop(name, None)
@@ -72,7 +76,13 @@ def worker_pool(workers: int) -> Iterator[Callable[[Callable, Sequence], list]]:
                 os.environ[name] = value
 
 
-def pool_map(pool: ProcessPoolExecutor, function: Callable, items: Sequence) -> list:
+def pool_map(
+    pool: ProcessPoolExecutor,
+    function: Callable,
+    items: Sequence,
+    desc: str = "",
+    progress: bool = False,
+) -> list:
     """`[function(item) for item in items]` on `pool`; on a failure, wait for the running items.
 
     Without the wait, workers could still write into the temp build folder after it was
@@ -80,7 +90,8 @@ def pool_map(pool: ProcessPoolExecutor, function: Callable, items: Sequence) -> 
     """
     futures = [pool.submit(function, item) for item in items]
     try:
-        return [future.result() for future in futures]
+        done = progress_bar(futures, desc, "image", enabled=progress)  # in order, as they finish
+        return [future.result() for future in done]
     except BaseException:
         for future in futures:
             future.cancel()
@@ -193,7 +204,7 @@ def check_inputs(
     pairing, the checks of the images to keep, and the duplicates dropped (path -> kept path)."""
     pairing = pair_sources(raw_dir)
     checks: list[SourceCheck] = map_(
-        partial(check_source, raw_dir, rows=rows, cols=cols), pairing.sources
+        partial(check_source, raw_dir, rows=rows, cols=cols), pairing.sources, "checking"
     )
     problems = pairing.problems + [problem for c in checks for problem in c.problems]
     if strict:
@@ -234,7 +245,7 @@ def write_tiles(
             (build_dir / name / folder).mkdir(parents=True)
     write = partial(write_source, build_dir=build_dir, **write_kwargs)
     jobs = [(source, split_of[source.image_id]) for source in kept]
-    manifest = [row for rows in map_(write, jobs) for row in rows]
+    manifest = [row for rows in map_(write, jobs, "writing tiles") for row in rows]
     order = {name: index for index, name in enumerate(split)}
     return sorted(manifest, key=lambda row: (order[row["split"]], natural_key(str(row["tile"]))))
 
@@ -250,6 +261,7 @@ def prepare_dataset(
     overwrite: bool = False,
     strict: bool = False,
     workers: int = 1,
+    progress: bool = False,
 ) -> dict:
     """Prepare `raw_dir` into `out_dir` (the Prepared dataset contract); returns the report.
 
@@ -261,7 +273,7 @@ def prepare_dataset(
     check_fractions(fractions)
     check_palette(palette)
     settings = {"fractions": dict(fractions), "seed": seed, "tiles": {"rows": rows, "cols": cols}}
-    with worker_pool(workers) as map_:
+    with worker_pool(workers, progress) as map_:
         pairing, checks, duplicates = check_inputs(raw_dir, rows, cols, strict, map_)
         digest = fingerprint(checks, {**settings, "palette": palette})
         check_out_dir(out_dir, raw_dir, digest, overwrite)
