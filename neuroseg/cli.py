@@ -19,7 +19,7 @@ from typing import Any
 
 import hydra
 from hydra._internal import utils as hydra_utils
-from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
@@ -97,7 +97,7 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
         return str(error), error.exit_status
     if isinstance(error, OverrideParseException):
         return f"{first_line(error)}; {QUOTING}, e.g. raw_dir=\"'/data/my plates'\"", USAGE_STATUS
-    if isinstance(error, HydraException | MissingConfigException):
+    if isinstance(error, HydraException):
         # e.g. "Could not override 'foo'." + "To append to your config use +foo=1", and the
         # OmegaConf cause ("Key 'foo' is not in struct") on the lines below.
         cause = error.__cause__
@@ -110,7 +110,8 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
         # interpolation, a value of the wrong type.
         key = getattr(error, "full_key", None)
         prefix = f"{key}: " if key else ""
-        return f"{prefix}{first_line(error)}; set it on the command line: {key or 'key'}=...", 2
+        line = f"{prefix}{first_line(error)}; set it on the command line: {key or 'key'}=..."
+        return line, USAGE_STATUS
     return None
 
 
