@@ -31,6 +31,7 @@ from neuroseg.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ("train", "evaluate", "predict")
+SLOW = pytest.mark.slow  # a subprocess that imports torch and Lightning: about 20 s on 2 cores
 
 
 class Payload:
@@ -186,9 +187,7 @@ def stderr_lines(done: subprocess.CompletedProcess) -> list[str]:
 @pytest.mark.parametrize(
     ("tool", "setting"),
     [
-        ("train", "ckpt_path"),
-        ("evaluate", "ckpt_path"),
-        ("predict", "ckpt_path"),
+        *(pytest.param(tool, "ckpt_path", marks=SLOW) for tool in COMMANDS),
         ("prepare", "raw_dir"),
         ("analyze", "images"),
     ],
@@ -210,6 +209,7 @@ def test_missing_file_is_one_line_exit_2(tool: str, setting: str, tmp_path: Path
     assert "Traceback" not in done.stderr + done.stdout
 
 
+@SLOW
 def test_unreadable_checkpoint_command_line(tmp_path: Path) -> None:
     ckpt = unreadable("truncated", tmp_path)
     write_tiff(tmp_path / "in.tif", np.zeros((64, 96), np.uint8))
