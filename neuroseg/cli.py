@@ -25,7 +25,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from neuroseg.errors import USAGE_STATUS, NeurosegError
 
-QUOTING = """quote a value holding spaces or non-ASCII characters: key="'value'\""""
+# Hydra's override lexer rejects non-ASCII characters and , = [ ] in a bare value.
+QUOTING = "quote the value for Hydra inside the shell's quotes, e.g. raw_dir=\"'/data/my plates'\""
 
 
 def command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[..., Any]]:
@@ -96,7 +97,7 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
     if isinstance(error, NeurosegError):
         return str(error), error.exit_status
     if isinstance(error, OverrideParseException):
-        return f"{first_line(error)}; {QUOTING}, e.g. raw_dir=\"'/data/my plates'\"", USAGE_STATUS
+        return f"{first_line(error)}; {QUOTING}", USAGE_STATUS
     if isinstance(error, HydraException):
         # e.g. "Could not override 'foo'." + "To append to your config use +foo=1", and the
         # OmegaConf cause ("Key 'foo' is not in struct") on the lines below.
