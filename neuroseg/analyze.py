@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
@@ -25,9 +24,11 @@ from neuroseg.analysis.conclusions import (
 from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, stats_rows, summary_text
+from neuroseg.bars import progress_bar
+from neuroseg.cli import command
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
+@command("analyze")
 def main(cfg: DictConfig) -> None:
     output = analyze(cfg)
     print((output / "summary.txt").read_text())
@@ -40,7 +41,7 @@ def analyze(cfg: DictConfig) -> Path:
     plates = Path(cfg.plates) if cfg.plates else None
     plate_table = read_plates(plates) if plates else None  # a bad table fails before measuring
     sources, unused = find_sources(Path(cfg.images), cfg.masks, cfg.group_by)
-    results = measure_all(sources, cfg)
+    results = measure_all(progress_bar(sources, "images", "image", enabled=cfg.progress), cfg)
     groups = pool(results)
     records = [image_record(r.row) for r in results if r.arrays]  # duplicates carry no arrays
     if plate_table is not None:

@@ -96,6 +96,11 @@ def assemble_split(
         yield ImagePrediction(image_id, str(first["condition"]), gray, probs, truth, covered, tiles)
 
 
+def image_count(data_dir: Path, split: str) -> int:
+    """How many source images `split` holds: the length of `assemble_split`, for a progress bar."""
+    return len(group_by_image(read_manifest(data_dir), split))
+
+
 def predict_split(
     model: torch.nn.Module,
     data_dir: Path,

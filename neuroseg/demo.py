@@ -12,6 +12,7 @@ from typing import Any
 from neuroseg import io
 from neuroseg.data.prepare import prepare_dataset
 from neuroseg.data.synth_tree import PAINT_RGB, make_dataset
+from neuroseg.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def ensure_sample(
 
 SAMPLE_RECORD = "sample.json"  # the settings a prepared sample tree was made with
 # Keys that change how fast or how strictly a tree is made, never its files.
-NOT_SETTINGS = {"out_dir", "raw_dir", "workers", "overwrite", "strict"}
+NOT_SETTINGS = {"out_dir", "raw_dir", "workers", "overwrite", "strict", "progress"}
 
 
 def full_keywords(function: Callable[..., Any], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,7 +91,7 @@ def check_same(folder: Path, saved: Mapping, asked: Mapping, other: Path) -> Non
         if saved[section].get(key) != value
     ]
     if differ:
-        raise ValueError(
+        raise UsageError(
             f"{folder} was made with other sample settings: {'; '.join(sorted(differ))}. "
             f"Delete {folder} and {other} to remake them, or set paths.data_dir=<another folder>"
         )

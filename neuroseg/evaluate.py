@@ -12,13 +12,15 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from neuroseg.assembly import ImagePrediction, assemble_split, predict_split
+from neuroseg.assembly import ImagePrediction, assemble_split, image_count, predict_split
+from neuroseg.bars import progress_bar
+from neuroseg.cli import command
+from neuroseg.errors import UsageError
 from neuroseg.inference import probs_to_mask
 from neuroseg.io import write_csv, write_json, write_png
 from neuroseg.models.checkpoint import threshold_path
@@ -71,15 +73,17 @@ def tune_threshold(
     probabilities; a (T, 3) int64 count array per image; and one image's float32 tiles at a time.
     """
     if task.out_channels != 1:
-        raise ValueError(f"tune_threshold=true needs a binary model; task {task.name} uses argmax")
+        raise UsageError(f"tune_threshold=true needs a binary model; task {task.name} uses argmax")
     thresholds = np.linspace(**OmegaConf.to_container(cfg.threshold_grid))
     if thresholds.size == 0 or thresholds.min() < 0.0 or thresholds.max() > 1.0:
-        raise ValueError(
+        raise UsageError(
             f"threshold_grid={OmegaConf.to_container(cfg.threshold_grid)}: choose thresholds "
             "in [0, 1], e.g. threshold_grid.start=0.05 threshold_grid.stop=0.95"
         )
     counts, ranks = [], {}
-    for image in predict_split(model, data_dir, "val", task, cfg, device):
+    images = predict_split(model, data_dir, "val", task, cfg, device)
+    total = image_count(data_dir, "val")
+    for image in progress_bar(images, "tuning on val", "image", total, enabled=cfg.progress):
         counts.append(threshold_counts(image.probs[0], image.truth, thresholds, image.covered))
         if keep_masks:
             ranks |= {tile.tile: threshold_ranks(tile.probs, thresholds) for tile in image.tiles}
@@ -179,6 +183,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     else:
         images = predict_split(loaded.model, data_dir, cfg.split, task, cfg, device)
         cut = threshold
+    total = image_count(data_dir, cfg.split)
+    images = progress_bar(images, f"{cfg.split} images", "image", total, enabled=cfg.progress)
     image_rows, tile_rows, matrix = score_split(images, task, cut, cfg, output)
     columns = score_columns(task.class_names)
     write_csv(output / "per_image.csv", image_rows, ("image_id", "condition", *columns))
@@ -207,7 +213,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     return metrics | {"threshold": threshold}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@command("evaluate")
 def main(cfg: DictConfig) -> float:
     """Entry point; returns mean image IoU so a sweep can optimise it."""
     return evaluate(cfg)[f"{cfg.split}/iou"]

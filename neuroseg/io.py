@@ -15,6 +15,8 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
+from neuroseg.errors import InputError, MissingPathError
+
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
 
 
@@ -59,7 +61,7 @@ def read_tiff(path: Path) -> np.ndarray:
     try:
         array = tifffile.imread(path)
     except Exception as error:  # tifffile raises many types for corrupt files
-        raise ValueError(
+        raise InputError(
             f"{path}: not a readable TIFF ({error}); re-export or remove it"
         ) from error
     return np.asarray(array)
@@ -78,17 +80,17 @@ def read_image(path: Path) -> np.ndarray:
                     image = image.convert("RGB")
                 array = np.asarray(image)
         except (OSError, UnidentifiedImageError) as error:
-            raise ValueError(f"{path}: not a readable image ({error}); re-export it") from error
+            raise InputError(f"{path}: not a readable image ({error}); re-export it") from error
     if array.ndim == 3 and array.shape[-1] == 4:
         array = array[..., :3]
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3):
-        raise ValueError(f"{path}: image of shape {array.shape}; expected (H, W) gray or (H, W, 3)")
+        raise InputError(f"{path}: image of shape {array.shape}; expected (H, W) gray or (H, W, 3)")
     if array.dtype == bool:
         array = array.astype(np.uint8)
     if array.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"{path}: pixel type {array.dtype}; expected 8-bit or 16-bit integers")
+        raise InputError(f"{path}: pixel type {array.dtype}; expected 8-bit or 16-bit integers")
     return array
 
 
@@ -96,7 +98,7 @@ def read_rgb(path: Path) -> np.ndarray:
     """Read a painted label (JPEG or PNG) as (H, W, 3) uint8 RGB; gray files are an error."""
     array = read_image(path)
     if array.ndim != 3 or array.dtype != np.uint8:
-        raise ValueError(
+        raise InputError(
             f"{path}: label must be an 8-bit RGB image, got shape {array.shape} {array.dtype}; "
             "export the painted label in colour"
         )
@@ -150,7 +152,7 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); delete or fix it") from None
+        raise InputError(f"{path}: not valid JSON ({error}); delete or fix it") from None
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> None:
@@ -179,7 +181,7 @@ def list_images(
     if folder.is_file():
         return [folder]
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such file or folder")
+        raise MissingPathError(f"{folder}: no such file or folder")
     if not recursive:
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     found, seen = [], set()

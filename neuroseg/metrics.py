@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torchmetrics import Metric
 
+from neuroseg.errors import UsageError
 from neuroseg.task import get_task
 
 
@@ -62,7 +63,7 @@ class SegmentationMetrics(Metric):
         super().__init__()
         spec = get_task(task)
         if not 0.0 < threshold < 1.0:
-            raise ValueError(f"model.threshold={threshold}: must lie strictly between 0 and 1")
+            raise UsageError(f"model.threshold={threshold}: must lie strictly between 0 and 1")
         self.class_names = spec.class_names
         self.threshold = float(threshold)
         for name in ("tp", "fp", "fn"):

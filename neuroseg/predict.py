@@ -19,12 +19,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from neuroseg.bars import progress_bar
+from neuroseg.cli import command
 from neuroseg.data.labels import write_label_copies
 from neuroseg.data.pairing import LABELS, LABELS_AXONS
+from neuroseg.errors import UsageError
 from neuroseg.io import (
     list_images,
     read_image,
@@ -93,7 +95,7 @@ def check_stems(paths: list[Path], folder: Path) -> None:
         seen.setdefault(relative_stem(path, folder), []).append(str(path.relative_to(folder)))
     clashes = [names for names in seen.values() if len(names) > 1]
     if clashes:
-        raise ValueError(
+        raise UsageError(
             f"{folder}: images share a name and would overwrite each other's outputs: {clashes}; "
             "rename or move them"
         )
@@ -107,7 +109,7 @@ def check_label_names(paths: list[Path]) -> None:
         seen.setdefault((path.resolve().parent.name, path.stem), []).append(str(path))
     clashes = [names for names in seen.values() if len(names) > 1]
     if clashes:
-        raise ValueError(
+        raise UsageError(
             f"labels=true: images share a folder name and stem, so their label copies would "
             f"overwrite each other: {clashes}; predict them in separate runs"
         )
@@ -117,12 +119,12 @@ def predict(cfg: DictConfig) -> PredictResult:
     """Write `<stem>_mask.png`, `<stem>_overlay.png` [, `<stem>_probs_<class>.tif`] per image, then
     morphometrics.csv and failures.csv into `cfg.output`."""
     if cfg.get("input") is None:
-        raise ValueError("input is not set; pass input=<image file or folder of images>")
+        raise UsageError("input is not set; pass input=<image file or folder of images>")
     root, output = Path(cfg.input), Path(cfg.output)
     found = list_images(root, recursive=True, skip=is_run_folder)
     paths = [p for p in found if not is_output(p, output)]
     if not paths:
-        raise ValueError(
+        raise UsageError(
             f"{cfg.input}: no .tif/.png/.jpg images there or in its sub-folders; "
             "pass input=<file or folder>"
         )
@@ -139,7 +141,7 @@ def predict(cfg: DictConfig) -> PredictResult:
     }
     rows: list[dict[str, int | float | str]] = []
     failures: list[dict[str, str]] = []
-    for path in paths:
+    for path in progress_bar(paths, "images", "image", enabled=cfg.progress):
         stem = relative_stem(path, root)
         name = (stem.parent / path.name).as_posix()  # the image, relative to input
         try:
@@ -173,7 +175,7 @@ def predict(cfg: DictConfig) -> PredictResult:
     return PredictResult(output=output, rows=rows, failures=failures)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@command("predict")
 def main(cfg: DictConfig) -> None:
     """Entry point; exits with status 1 when any image could not be read."""
     if predict(cfg).failures:

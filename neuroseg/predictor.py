@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from neuroseg.errors import UsageError
 from neuroseg.inference import predict_probs, probs_to_mask, resolve_device
 from neuroseg.io import scale_to_unit, to_gray
 from neuroseg.models.checkpoint import LoadedModel, load_checkpoint
@@ -37,7 +38,7 @@ def group_name(value: DictConfig | str | None) -> str | None:
 def load_model(cfg: DictConfig) -> tuple[LoadedModel, Task, float, torch.device]:
     """Model on its device, its task, and the threshold: cfg's, else the checkpoint's, else 0.5."""
     if cfg.get("ckpt_path") is None:
-        raise ValueError(
+        raise UsageError(
             "ckpt_path is not set; pass ckpt_path=path/to/model.ckpt (or a legacy .pth)"
         )
     loaded = load_checkpoint(
@@ -50,7 +51,7 @@ def load_model(cfg: DictConfig) -> tuple[LoadedModel, Task, float, torch.device]
         float(t) for t in (cfg.threshold, loaded.threshold, DEFAULT_THRESHOLD) if t is not None
     )
     if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold {threshold}: choose a probability in [0, 1]")
+        raise UsageError(f"threshold {threshold}: choose a probability in [0, 1]")
     device = resolve_device(cfg.device)
     set_threads(cfg.get("threads"))
     loaded.model.to(device)
@@ -91,5 +92,6 @@ def segment(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities (C, H, W) float32, class map (H, W) uint8) of a gray/RGB 8/16-bit image."""
     unit = scale_to_unit(to_gray(image))
-    probs = predict_probs(model, unit, device=device, **inference_settings(cfg))
+    settings = inference_settings(cfg)
+    probs = predict_probs(model, unit, device=device, progress=cfg.progress, **settings)
     return probs, class_map(probs, task, threshold, cfg)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from neuroseg.cli import command
 from neuroseg.data.prepare import prepare_dataset
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
+@command("prepare")
 def main(cfg: DictConfig) -> None:
     prepare(cfg)
 
@@ -29,6 +29,7 @@ def prepare(cfg: DictConfig) -> dict:
         strict=cfg.strict,
         workers=cfg.workers,
         prefer_label=cfg.prefer_label,
+        progress=cfg.progress,
     )
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from neuroseg.errors import InputError
+
 METRICS = ("iou", "dice", "precision", "recall")
 STATS = ("n", "mean", "std", "min", "max")
 
@@ -138,7 +140,7 @@ def best_threshold(counts: Sequence[np.ndarray], thresholds: np.ndarray) -> tupl
     undefined at a threshold are skipped at it; ties go to the lowest threshold.
     """
     if not counts:
-        raise ValueError("no images to tune the threshold on")
+        raise InputError("no images to tune the threshold on")
     stacked = np.stack(counts).astype(np.float64)  # (images, T, 3)
     denominator = stacked.sum(axis=2)
     with np.errstate(invalid="ignore", divide="ignore"):

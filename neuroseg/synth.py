@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from neuroseg.cli import command
 from neuroseg.data.synth_tree import make_dataset
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="synth")
+@command("synth")
 def main(cfg: DictConfig) -> None:
     out_dir = synth(cfg)
     originals = sorted((out_dir / "originals").glob("*/*.tif"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from neuroseg.errors import ChoiceError
+
 BACKGROUND, NEURON, AXON = 0, 1, 2
 CLASS_NAMES = ("background", "neurons", "axons")
 
@@ -41,5 +43,5 @@ TASKS: dict[str, Task] = {
 def get_task(name: str) -> Task:
     """Look a task up by name; the error lists the choices."""
     if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
+        raise ChoiceError(f"unknown task {name!r}; choose one of {sorted(TASKS)}")
     return TASKS[name]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from neuroseg.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -64,7 +66,7 @@ def set_threads(threads: int | None = None) -> int:
     """
     if threads is not None:
         if int(threads) < 1:
-            raise ValueError(f"threads={threads}: pass a positive count, or null for automatic")
+            raise UsageError(f"threads={threads}: pass a positive count, or null for automatic")
         wanted = int(threads)
     else:
         quota = cpu_quota_cores()

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-import hydra
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
@@ -14,32 +13,43 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from neuroseg.cli import command
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
+from neuroseg.errors import InputError, MissingPathError, UsageError
 from neuroseg.lit import SegmentationModule
-from neuroseg.models.checkpoint import initial_weights, lightning_names, read_checkpoint
+from neuroseg.models.checkpoint import (
+    check_checkpoint_path,
+    initial_weights,
+    lightning_names,
+    read_checkpoint,
+)
 from neuroseg.precision import resolve_precision
 from neuroseg.threads import set_threads
 
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@command("train")
 def main(cfg: DictConfig) -> float | None:
     return train(cfg).get(cfg.get("optimized_metric"))
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test the best checkpoint; returns the logged metrics for sweeps and tests."""
+    ckpt_path, trusted = cfg.get("ckpt_path"), cfg.trust_checkpoint
+    named = ckpt_path not in (None, "last", "auto")
+    if named:  # checked before any setup: a wrong file costs a second, and one line
+        check_resume(Path(ckpt_path), cfg.encoder.name, cfg.task.name, trusted)
     if cfg.get("sample"):
         ensure_sample(**OmegaConf.to_container(cfg.sample, resolve=True))
     set_threads(cfg.get("threads"))
     start = fine_tune_weights(
         cfg.get("init_from"),
-        cfg.get("ckpt_path"),
+        ckpt_path,
         cfg.encoder.name,
         cfg.task.name,
-        cfg.get("trust_checkpoint", False),
+        trusted,
     )
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = NeuroSegDataModule(**cfg.data, task=cfg.task.name)
@@ -57,13 +67,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, precision=precision
     )
-    resume = resume_path(cfg.get("ckpt_path"), trainer)
-    if resume is not None:
-        check_resume(Path(resume), cfg.encoder.name, cfg.task.name)
-    elif start is not None:
+    resume = resume_path(ckpt_path, trainer)
+    if resume is not None and not named:
+        check_resume(Path(resume), cfg.encoder.name, cfg.task.name, trusted)
+    elif resume is None and start is not None:
         model.model.load_state_dict(start)
         log.info("fine-tuning from init_from=%s: fresh optimiser and schedule", cfg.init_from)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+    # Lightning reads the file again: as safely as the check did.
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=not trusted)
     metrics = dict(trainer.callback_metrics)
     if cfg.get("test"):
         trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint(trainer))
@@ -84,7 +95,7 @@ def fine_tune_weights(
     if init_from is None:
         return None
     if ckpt_path not in (None, "auto"):
-        raise ValueError(
+        raise UsageError(
             f"init_from={init_from} and ckpt_path={ckpt_path}: pass init_from to fine-tune "
             "from a model's weights, or ckpt_path to resume a run, not both"
         )
@@ -96,37 +107,36 @@ def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
     = last.ckpt when it exists, else a fresh start (a requeued cluster job restarting itself)."""
     if ckpt_path is None:
         return None
-    if ckpt_path in ("last", "auto"):
-        folder = getattr(trainer.checkpoint_callback, "dirpath", None)
-        path = Path(folder or trainer.default_root_dir) / "last.ckpt"
-        if ckpt_path == "auto" and not path.is_file():
-            return None
-        hint = (
-            "give hydra.run.dir=<the run's folder> to continue a run, or ckpt_path=<a .ckpt file>"
-        )
-    else:
-        path = Path(ckpt_path)
-        hint = "give the path of a .ckpt file written by train (its run's checkpoints/ folder)"
+    if ckpt_path not in ("last", "auto"):
+        check_checkpoint_path(Path(ckpt_path))  # a missing file or a folder: one line each
+        return ckpt_path
+    folder = getattr(trainer.checkpoint_callback, "dirpath", None)
+    path = Path(folder or trainer.default_root_dir) / "last.ckpt"
+    if ckpt_path == "auto" and not path.is_file():
+        return None
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: {path} does not exist; {hint}")
+        raise MissingPathError(
+            f"ckpt_path={ckpt_path}: {path} does not exist; give hydra.run.dir=<the run's "
+            "folder> to continue a run, or ckpt_path=<a .ckpt file>"
+        )
     return str(path)
 
 
-def check_resume(path: Path, encoder: str, task: str) -> None:
+def check_resume(path: Path, encoder: str, task: str, trusted: bool = False) -> None:
     """Refuse a checkpoint of another encoder or task before Lightning fails on tensor shapes.
 
     A resumed run is composed afresh from the command line, so it must repeat the first run's
-    overrides; the error names them.
+    overrides; the error names them. Unless `trusted` (trust_checkpoint=true), a file pickling
+    more than tensors and plain containers is refused unread, as evaluate and predict do.
     """
-    # Trusted: resuming means Lightning unpickles this run's own file in full right after.
-    saved = read_checkpoint(path, trusted=True)
+    saved = read_checkpoint(path, trusted)
     if not isinstance(saved, Mapping) or "hyper_parameters" not in saved:
-        raise ValueError(f"ckpt_path={path} is not a checkpoint written by train; resume from one")
+        raise InputError(f"ckpt_path={path} is not a checkpoint written by train; resume from one")
     try:
         lightning_names(saved["hyper_parameters"], path, encoder, task)
     except ValueError as error:
         overrides = path.parent.parent / ".hydra" / "overrides.yaml"
-        raise ValueError(
+        raise UsageError(
             f"{error}. A resumed run must repeat the first run's overrides (listed in "
             f"{overrides}), e.g. python -m neuroseg.train encoder=<...> task=<...> ckpt_path=..."
         ) from None

@@ -448,7 +448,8 @@ def test_pickled_objects_need_trust(unet11: torch.nn.Module, tmp_path: Path) -> 
 def test_not_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "notes.pth"
     path.write_bytes(b"lr 1e-4, 100 epochs")
-    with pytest.raises(ValueError, match="notes.pth could not be read as a checkpoint") as caught:
+    expected = r"notes.pth: not a checkpoint, or truncated \(19 bytes\); copy it again"
+    with pytest.raises(ValueError, match=expected) as caught:
         load_checkpoint(path)
     assert "trust_checkpoint" not in str(caught.value)  # trusting it would not help
 

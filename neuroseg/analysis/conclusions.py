@@ -26,6 +26,7 @@ from neuroseg.analysis.resampling import (
     stratified_test,
     two_sample_test,
 )
+from neuroseg.errors import InputError, MissingPathError, UsageError
 
 CONCLUSION_COLUMNS = (
     "question", "group", "reference", "unit", "n_images", "n_units", "effect", "ci_low",
@@ -92,18 +93,18 @@ def read_plates(path: Path) -> dict[str, str]:
     """{image: plate} from a CSV with columns image,plate; one error line names the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: plate table not found; set plates= to a CSV image,plate")
+        raise MissingPathError(f"{path}: plate table not found; set plates= to a CSV image,plate")
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         if not {"image", "plate"} <= set(reader.fieldnames or ()):
             found = ",".join(reader.fieldnames or ()) or "nothing"
-            raise ValueError(f"{path}: needs columns image,plate (found {found})")
+            raise InputError(f"{path}: needs columns image,plate (found {found})")
         rows = list(reader)
     plates: dict[str, str] = {}
     for number, row in enumerate(rows, start=2):
         image, plate = (row["image"] or "").strip(), (row["plate"] or "").strip()
         if not image or not plate or plates.setdefault(image, plate) != plate:
-            raise ValueError(f"{path}: line {number}: empty or conflicting image,plate {image!r}")
+            raise InputError(f"{path}: line {number}: empty or conflicting image,plate {image!r}")
     return plates
 
 
@@ -128,7 +129,7 @@ def assign_plates(
     missing = [r.image for r in records if plate_of(r.image, plates) is None]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise ValueError(
+        raise InputError(
             f"{path}: image {missing[0]!r}{more} not found; list every image of per_image.csv"
         )
     return [replace(r, plate=str(plate_of(r.image, plates))) for r in records]
@@ -166,7 +167,7 @@ def conclude(
     """Every claim: aligned per group, each grid vs each flat plate, the 2 x 2 effects; Holm."""
     odd = [name for name in conditions if not isinstance(name, str)]
     if odd:
-        raise ValueError(f"conditions: {odd[0]!r} is not a condition name; quote it in conf")
+        raise UsageError(f"conditions: {odd[0]!r} is not a condition name; quote it in conf")
     rng = np.random.default_rng(seed)
     min_units = max(min_units, 1)  # a test of no unit has no null distribution
     unit = "plate" if any(r.plate for r in records) else "image"

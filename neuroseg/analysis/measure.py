@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,7 +109,7 @@ def measure(source: Source, image: np.ndarray, mask: np.ndarray, cfg: DictConfig
     return ImageResult(row, segment_rows, arrays)
 
 
-def measure_all(sources: list[Source], cfg: DictConfig) -> list[ImageResult]:
+def measure_all(sources: Iterable[Source], cfg: DictConfig) -> list[ImageResult]:
     """Measure every image; byte-identical repeats are marked and keep no arrays for the stats."""
     results, seen = [], {}
     palette = OmegaConf.to_container(cfg.palette, resolve=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from neuroseg.data.split import natural_key
+from neuroseg.errors import ChoiceError, InputError, MissingPathError
 from neuroseg.io import IMAGE_SUFFIXES, list_images, read_csv
 
 MASK_SUFFIXES = (".png", ".tif", ".tiff")
@@ -58,10 +59,12 @@ def discover_images(images: Path, group_by: str = "condition") -> Layout:
     """Recognise the layout of `images` and group every image in it; errors name the fix."""
     images = Path(images)
     if not images.is_dir():
-        raise FileNotFoundError(f"{images}: no such folder; set images=<raw tree or image folder>")
+        raise MissingPathError(f"{images}: no such folder; set images=<raw tree or image folder>")
     if (images / "originals").is_dir():
         if group_by != "condition":
-            raise KeyError(f"{images}: a raw tree groups only by condition; set group_by=condition")
+            raise ChoiceError(
+                f"{images}: a raw tree groups only by condition; set group_by=condition"
+            )
         root = images / "originals"
         groups = {
             p.relative_to(root): p.parent.name for d in subfolders(root) for p in images_in(d)
@@ -87,13 +90,13 @@ def prepared_layout(split_dir: Path, group_by: str) -> Layout:
     """Tiles of a prepared split grouped by the manifest column `group_by` (keyed by tile name)."""
     manifest = find_manifest(split_dir)
     if manifest is None:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{split_dir}: has images/ but no manifest.csv beside it or one level up; "
             "point images= at a split folder written by prepare"
         )
     rows = read_csv(manifest)
     if rows and group_by not in rows[0]:
-        raise KeyError(
+        raise ChoiceError(
             f"{manifest}: no column {group_by!r}; choose group_by from {sorted(rows[0])}"
         )
     by_tile = {row["tile"]: row[group_by] for row in rows}
@@ -101,7 +104,7 @@ def prepared_layout(split_dir: Path, group_by: str) -> Layout:
     files = images_in(root)
     missing = [p.name for p in files if p.stem not in by_tile]
     if missing:
-        raise KeyError(
+        raise ChoiceError(
             f"{manifest}: no row for {len(missing)} tile(s) in {root}: {missing[:10]}; "
             "re-run prepare or remove the stray files"
         )
@@ -128,12 +131,12 @@ def pair_masks(layout: Layout, masks: Path | None) -> list[Source]:
     """Give every image its mask; all images without one are listed in a single error."""
     masks = Path(masks) if masks is not None else layout.default_masks
     if masks is None:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{layout.root}: no masks folder given; "
             "set masks=<masks_axons/, truth/ or predict output>"
         )
     if not masks.is_dir():
-        raise FileNotFoundError(f"{masks}: no such masks folder; set masks=<folder of class masks>")
+        raise MissingPathError(f"{masks}: no such masks folder; set masks=<folder of class masks>")
     sources, missing = [], []
     claimed: dict[Path, Path] = {}
     # Natural order (9 before 10), so a repeated image is reported against the lower number.
@@ -145,14 +148,14 @@ def pair_masks(layout: Layout, masks: Path | None) -> list[Source]:
             missing.append(relative.as_posix())
             continue
         if found in claimed:
-            raise ValueError(
+            raise InputError(
                 f"{found}: mask matches both {claimed[found]} and {relative}; "
                 "keep masks in per-group sub-folders or prefix them with the group"
             )
         claimed[found] = relative
         sources.append(Source(relative.as_posix(), layout.root / relative, found, group))
     if missing:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{masks}: no mask for {len(missing)} image(s) of {layout.root}: {missing[:20]}; "
             "expected <name>.png, <name>_mask.png or <prefix>_<name>.jpg per image"
         )

@@ -18,6 +18,7 @@ from neuroseg.data.dataset import (
     split_tiles,
 )
 from neuroseg.data.transforms import eval_transform, train_transform
+from neuroseg.errors import UsageError
 from neuroseg.task import get_task
 
 SPLITS = ("train", "val", "test")
@@ -132,7 +133,7 @@ class NeuroSegDataModule(pl.LightningDataModule):
         count = len(self.datasets[split])
         if count < world_size:
             # A process without a tile would never join the epoch-end sum, and the others wait.
-            raise ValueError(
+            raise UsageError(
                 f"{self.data_dir / 'manifest.csv'}: split {split!r} has {count} tiles for "
                 f"{world_size} processes; use at most {count} devices x nodes or prepare more tiles"
             )
@@ -185,4 +186,4 @@ def _check_settings(module: NeuroSegDataModule) -> None:
     if module.predict_split not in SPLITS:
         problems.append(f"predict_split={module.predict_split!r} must be one of {list(SPLITS)}")
     if problems:
-        raise ValueError(f"conf/data settings: {'; '.join(problems)}")
+        raise UsageError(f"conf/data settings: {'; '.join(problems)}")

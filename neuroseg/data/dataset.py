@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from neuroseg.data.transforms import normalize
+from neuroseg.errors import InputError, MissingPathError
 from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
 from neuroseg.task import Task
 
@@ -38,22 +39,22 @@ def read_manifest(prepared_dir: Path) -> list[ManifestRow]:
     """Rows of `manifest.csv`; integer columns parsed (empty cells become None)."""
     prepared_dir = Path(prepared_dir)
     if not prepared_dir.is_dir():
-        raise FileNotFoundError(f"{prepared_dir}: no prepared dataset there; {PREPARE_HINT}")
+        raise MissingPathError(f"{prepared_dir}: no prepared dataset there; {PREPARE_HINT}")
     path = prepared_dir / "manifest.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: manifest missing; {PREPARE_HINT}")
+        raise MissingPathError(f"{path}: manifest missing; {PREPARE_HINT}")
     rows: list[ManifestRow] = []
     for number, raw in enumerate(read_csv(path), start=2):  # line 1 is the header
         missing = [column for column in ("tile", "split") if not raw.get(column)]
         if missing:
-            raise ValueError(f"{path}: line {number} lacks {missing}; {PREPARE_HINT}")
+            raise InputError(f"{path}: line {number} lacks {missing}; {PREPARE_HINT}")
         row: ManifestRow = dict(raw)
         for column in MANIFEST_INT_COLUMNS:
             if column in raw:
                 try:
                     row[column] = int(raw[column]) if raw[column] != "" else None
                 except ValueError as error:
-                    raise ValueError(
+                    raise InputError(
                         f"{path}: line {number} {column}={raw[column]!r} is not an integer; "
                         f"{PREPARE_HINT}"
                     ) from error
@@ -65,7 +66,7 @@ def split_tiles(rows: Sequence[ManifestRow], split: str, manifest: Path) -> list
     """Tile names of one split, in manifest order; an empty split is an error naming the file."""
     tiles = [str(row["tile"]) for row in rows if row["split"] == split]
     if not tiles:
-        raise ValueError(f"{manifest}: no tiles in split {split!r}; {PREPARE_HINT}")
+        raise InputError(f"{manifest}: no tiles in split {split!r}; {PREPARE_HINT}")
     return tiles
 
 
@@ -73,7 +74,7 @@ def tile_paths(split_dir: Path, tiles: Sequence[str], task: Task) -> tuple[list[
     """(image paths, mask paths) of `tiles`; every missing folder or file is reported at once."""
     mask_dir = split_dir / task.mask_dir
     if task.name == "axons" and not mask_dir.is_dir():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{mask_dir}: no 3-class masks for the axons task; re-run `python -m neuroseg.prepare` "
             "on a raw tree that has labels_axons/"
         )
@@ -81,7 +82,7 @@ def tile_paths(split_dir: Path, tiles: Sequence[str], task: Task) -> tuple[list[
     masks = [mask_dir / f"{tile}.png" for tile in tiles]
     missing = [str(path.relative_to(split_dir)) for path in images + masks if not path.is_file()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{split_dir}: {len(missing)} files listed in manifest.csv are missing "
             f"({', '.join(missing)}); {PREPARE_HINT}"
         )
@@ -92,18 +93,18 @@ def load_tile(image_path: Path, mask_path: Path, num_classes: int) -> tuple[np.n
     """(gray (H, W) uint8/uint16 as stored, mask (H, W) uint8 in [0, num_classes)); checked."""
     image = read_tiff(image_path)
     if image.ndim != 2 or image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(
+        raise InputError(
             f"{image_path}: tile of shape {image.shape} {image.dtype}; expected 8/16-bit gray; "
             f"{PREPARE_HINT}"
         )
     mask = read_image(mask_path)
     if mask.ndim != 2 or mask.dtype != np.uint8 or mask.shape != image.shape:
-        raise ValueError(
+        raise InputError(
             f"{mask_path}: mask of shape {mask.shape} {mask.dtype}; expected uint8 {image.shape} "
             f"like {image_path.name}; {PREPARE_HINT}"
         )
     if mask.max(initial=0) >= num_classes:
-        raise ValueError(
+        raise InputError(
             f"{mask_path}: mask value {mask.max()} but this task has {num_classes} classes; "
             f"{PREPARE_HINT}"
         )

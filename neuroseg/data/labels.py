@@ -18,6 +18,7 @@ from skimage import morphology
 
 from neuroseg import io
 from neuroseg.data.pairing import LABELS, LABELS_AXONS, label_path
+from neuroseg.errors import ChoiceError, InputError, UsageError
 from neuroseg.overlay import gray_to_rgb8
 from neuroseg.task import AXON, BACKGROUND, NEURON
 
@@ -43,12 +44,12 @@ def paint_classes(colors: Mapping[str, Mapping[str, object]]) -> dict[str, int]:
     for name, spec in colors.items():
         rgb, class_name = spec.get("rgb"), spec.get("class_name")
         if class_name not in CLASS_IDS:
-            raise KeyError(
+            raise ChoiceError(
                 f"palette colour {name!r}: unknown class {class_name!r}; "
                 f"choose one of {sorted(CLASS_IDS)}"
             )
         if not isinstance(rgb, Sequence) or len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
-            raise ValueError(f"palette colour {name!r}: rgb {rgb!r}; give three values in 0..255")
+            raise UsageError(f"palette colour {name!r}: rgb {rgb!r}; give three values in 0..255")
         classes[name] = CLASS_IDS[class_name]
     return classes
 
@@ -86,7 +87,7 @@ def close_mask(mask: np.ndarray, closing_footprint: str, closing_radius: int) ->
     if closing_radius == 0:
         return mask
     if closing_footprint not in FOOTPRINTS:
-        raise KeyError(
+        raise ChoiceError(
             f"unknown closing_footprint {closing_footprint!r}; choose one of {sorted(FOOTPRINTS)}"
         )
     footprint = FOOTPRINTS[closing_footprint](closing_radius)
@@ -114,7 +115,7 @@ def mask_from_palette(
     settings live in conf/palette/ (see qlab.yaml for what each one means).
     """
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
-        raise ValueError(
+        raise InputError(
             f"painted label of shape {rgb.shape} {rgb.dtype}; expected (H, W, 3) uint8"
         )
     classes = paint_classes(colors)
@@ -138,12 +139,12 @@ def check_palette(palette: Mapping[str, object]) -> None:
     """Fail on a palette whose keys are not exactly mask_from_palette's settings (typos, gaps)."""
     wanted = set(inspect.signature(mask_from_palette).parameters) - {"rgb"}
     if set(palette) != wanted:
-        raise KeyError(
+        raise ChoiceError(
             f"palette keys: unknown {sorted(set(palette) - wanted)}, missing "
             f"{sorted(wanted - set(palette))}; the keys are {sorted(wanted)}"
         )
     if not palette["colors"]:
-        raise ValueError("palette colors: empty; name at least one painted colour")
+        raise UsageError("palette colors: empty; name at least one painted colour")
 
 
 def neuron_mask(rgb: np.ndarray, palette: Mapping[str, object]) -> np.ndarray:
@@ -162,7 +163,7 @@ def read_mask(path: Path, palette: Mapping[str, object], task: str) -> np.ndarra
     """Read a painted label and return its mask for `task` (binary 0/1 or axons 0/1/2)."""
     readers = {"binary": neuron_mask, "axons": class_mask}
     if task not in readers:
-        raise KeyError(f"unknown task {task!r}; choose one of {sorted(readers)}")
+        raise ChoiceError(f"unknown task {task!r}; choose one of {sorted(readers)}")
     return readers[task](io.read_rgb(path), palette)
 
 

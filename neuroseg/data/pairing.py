@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from neuroseg import io
 from neuroseg.data.split import natural_key
 from neuroseg.data.tiling import tile_grid
+from neuroseg.errors import InputError, MissingPathError, UsageError
 from neuroseg.io import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -119,13 +120,13 @@ def pair_sources(raw_dir: Path, prefer_label: str = "png") -> Pairing:
     ("png": the corrected copy, "jpeg": the hand-painted one) picks it.
     """
     if prefer_label not in LABEL_FORMATS:
-        raise ValueError(f"prefer_label={prefer_label!r}; choose one of {sorted(LABEL_FORMATS)}")
+        raise UsageError(f"prefer_label={prefer_label!r}; choose one of {sorted(LABEL_FORMATS)}")
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
-        raise FileNotFoundError(f"{raw_dir}: raw folder not found; set raw_dir to the lab's tree")
+        raise MissingPathError(f"{raw_dir}: raw folder not found; set raw_dir to the lab's tree")
     missing = [str(raw_dir / tree) for tree in (ORIGINALS, LABELS) if not (raw_dir / tree).is_dir()]
     if missing:
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{' and '.join(missing)}: folder missing; raw_dir needs "
             f"{ORIGINALS}/<condition>/<n>.tif and {LABELS}/<condition>/<name>_<n>.jpg"
         )
@@ -225,9 +226,9 @@ def label_size(path: Path) -> tuple[int, int]:
             image.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
             image.load()
     except (OSError, UnidentifiedImageError) as error:
-        raise ValueError(f"{path}: not a readable image ({error}); re-export it") from error
+        raise InputError(f"{path}: not a readable image ({error}); re-export it") from error
     if mode not in ("RGB", "RGBA", "P", "CMYK", "YCbCr"):  # the modes io.read_rgb turns into RGB
-        raise ValueError(f"{path}: label has mode {mode}; export the painted label in colour (RGB)")
+        raise InputError(f"{path}: label has mode {mode}; export the painted label in colour (RGB)")
     return height, width
 
 

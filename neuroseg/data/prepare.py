@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroseg import io
+from neuroseg.bars import progress_bar
 from neuroseg.data.labels import class_mask, neuron_mask
 from neuroseg.data.pairing import (
     Pairing,
@@ -36,6 +37,7 @@ from neuroseg.data.pairing import (
 )
 from neuroseg.data.split import check_fractions, grouped_split, load_split, natural_key
 from neuroseg.data.tiling import cut, tile_grid
+from neuroseg.errors import ChoiceError, InputError, PathTakenError, UsageError
 from neuroseg.task import AXON, NEURON
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,9 @@ MANIFEST_COLUMNS = tuple(
 
 
 @contextmanager
-def worker_pool(workers: int) -> Iterator[Callable[[Callable, Sequence], list]]:
-    """Yield a `map(function, items) -> list` run in `workers` processes (1: in this process).
+def worker_pool(workers: int, progress: bool = False) -> Iterator[Callable[..., list]]:
+    """Yield a `map(function, items, desc) -> list` run in `workers` processes (1: in this
+    process), drawing a bar named `desc` as the items finish when `progress`.
 
     One pool serves both passes, so workers start once. They are spawned, not forked (the caller
     may hold threads, e.g. torch's, that a fork copies in a locked state), with one BLAS thread
@@ -57,13 +60,15 @@ def worker_pool(workers: int) -> Iterator[Callable[[Callable, Sequence], list]]:
     the colour conversion's matrix products 30x slower when measured on 2 busy cores.
     """
     if workers <= 1:
-        yield lambda function, items: [function(item) for item in items]
+        yield lambda function, items, desc="": [
+            function(item) for item in progress_bar(items, desc, "image", enabled=progress)
+        ]
         return
     saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
     os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))  # read by spawned workers only
     try:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            yield partial(pool_map, pool)
+            yield partial(pool_map, pool, progress=progress)
     finally:
         for name, value in saved.items():
             os.environ.pop(name, None)
@@ -71,7 +76,13 @@ def worker_pool(workers: int) -> Iterator[Callable[[Callable, Sequence], list]]:
                 os.environ[name] = value
 
 
-def pool_map(pool: ProcessPoolExecutor, function: Callable, items: Sequence) -> list:
+def pool_map(
+    pool: ProcessPoolExecutor,
+    function: Callable,
+    items: Sequence,
+    desc: str = "",
+    progress: bool = False,
+) -> list:
     """`[function(item) for item in items]` on `pool`; on a failure, wait for the running items.
 
     Without the wait, workers could still write into the temp build folder after it was
@@ -79,7 +90,8 @@ def pool_map(pool: ProcessPoolExecutor, function: Callable, items: Sequence) -> 
     """
     futures = [pool.submit(function, item) for item in items]
     try:
-        return [future.result() for future in futures]
+        done = progress_bar(futures, desc, "image", enabled=progress)  # in order, as they finish
+        return [future.result() for future in done]
     except BaseException:
         for future in futures:
             future.cancel()
@@ -90,10 +102,10 @@ def pool_map(pool: ProcessPoolExecutor, function: Callable, items: Sequence) -> 
 def raise_problems(problems: Sequence[str], header: str) -> None:
     """Raise one ValueError naming every problem (one line each), so all are fixed in one go."""
     if len(problems) == 1:
-        raise ValueError(problems[0])
+        raise InputError(problems[0])
     if problems:
         lines = "\n".join(f"  {problem}" for problem in problems)
-        raise ValueError(f"{header} ({len(problems)} problems):\n{lines}")
+        raise InputError(f"{header} ({len(problems)} problems):\n{lines}")
 
 
 def fingerprint(checks: Iterable[SourceCheck], settings: Mapping[str, object]) -> str:
@@ -108,7 +120,7 @@ def fingerprint(checks: Iterable[SourceCheck], settings: Mapping[str, object]) -
 def check_out_dir(out_dir: Path, raw_dir: Path, digest: str, overwrite: bool) -> None:
     """Refuse to replace a folder holding anything but this same dataset, unless overwrite."""
     if out_dir.resolve() == raw_dir.resolve() or out_dir.resolve() in raw_dir.resolve().parents:
-        raise ValueError(f"{out_dir}: out_dir would replace raw_dir {raw_dir}; choose another")
+        raise UsageError(f"{out_dir}: out_dir would replace raw_dir {raw_dir}; choose another")
     if overwrite or not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
         return
     report_path = out_dir / "report.json"
@@ -117,7 +129,7 @@ def check_out_dir(out_dir: Path, raw_dir: Path, digest: str, overwrite: bool) ->
     except (OSError, ValueError, AttributeError):
         previous = None
     if previous != digest:
-        raise FileExistsError(
+        raise PathTakenError(
             f"{out_dir}: holds other data than this run would write; pass overwrite=true to "
             "replace it, or choose another out_dir"
         )
@@ -182,7 +194,7 @@ def check_palette(palette: Mapping[str, object]) -> None:
     try:
         class_mask(np.zeros((1, 1, 3), np.uint8), palette)
     except TypeError as error:  # a key that is not an argument of labels.mask_from_palette
-        raise KeyError(f"palette: {error}; fix the keys of the palette config") from error
+        raise ChoiceError(f"palette: {error}; fix the keys of the palette config") from error
 
 
 def check_inputs(
@@ -192,7 +204,7 @@ def check_inputs(
     pairing, the checks of the images to keep, and the duplicates dropped (path -> kept path)."""
     pairing = pair_sources(raw_dir, prefer_label)
     checks: list[SourceCheck] = map_(
-        partial(check_source, raw_dir, rows=rows, cols=cols), pairing.sources
+        partial(check_source, raw_dir, rows=rows, cols=cols), pairing.sources, "checking"
     )
     problems = pairing.problems + [problem for c in checks for problem in c.problems]
     if strict:
@@ -233,7 +245,7 @@ def write_tiles(
             (build_dir / name / folder).mkdir(parents=True)
     write = partial(write_source, build_dir=build_dir, **write_kwargs)
     jobs = [(source, split_of[source.image_id]) for source in kept]
-    manifest = [row for rows in map_(write, jobs) for row in rows]
+    manifest = [row for rows in map_(write, jobs, "writing tiles") for row in rows]
     order = {name: index for index, name in enumerate(split)}
     return sorted(manifest, key=lambda row: (order[row["split"]], natural_key(str(row["tile"]))))
 
@@ -250,6 +262,7 @@ def prepare_dataset(
     strict: bool = False,
     workers: int = 1,
     prefer_label: str = "png",
+    progress: bool = False,
 ) -> dict:
     """Prepare `raw_dir` into `out_dir` (the Prepared dataset contract); returns the report.
 
@@ -262,7 +275,7 @@ def prepare_dataset(
     check_fractions(fractions)
     check_palette(palette)
     settings = {"fractions": dict(fractions), "seed": seed, "tiles": {"rows": rows, "cols": cols}}
-    with worker_pool(workers) as map_:
+    with worker_pool(workers, progress) as map_:
         pairing, checks, duplicates = check_inputs(raw_dir, rows, cols, strict, map_, prefer_label)
         digest = fingerprint(checks, {**settings, "palette": palette})
         check_out_dir(out_dir, raw_dir, digest, overwrite)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuroseg.errors import UsageError
+
 log = logging.getLogger(__name__)
 
 
@@ -27,13 +29,13 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
 def check_fractions(fractions: Mapping[str, float]) -> None:
     """Raise ValueError unless the split fractions are non-negative and sum to 1."""
     if not fractions:
-        raise ValueError("no split fractions given; set split.train, split.val and split.test")
+        raise UsageError("no split fractions given; set split.train, split.val and split.test")
     negative = {name: value for name, value in fractions.items() if value < 0}
     if negative:
-        raise ValueError(f"negative split fractions {negative}; use values in [0, 1]")
+        raise UsageError(f"negative split fractions {negative}; use values in [0, 1]")
     total = sum(fractions.values())
     if not math.isclose(total, 1.0, abs_tol=1e-6):
-        raise ValueError(
+        raise UsageError(
             f"split fractions {dict(fractions)} sum to {total:g}; make split.train + split.val "
             "+ split.test = 1"
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from neuroseg.errors import ChoiceError, UsageError
 from neuroseg.task import AXON, NEURON
 
 CONDITIONS = ("200_2", "200_4", "400_2", "400_4", "empty")
@@ -49,7 +50,7 @@ class Cell:
 def condition_geometry(condition: str) -> tuple[float, float | None]:
     """(pillar height nm, grid spacing um) of a condition like "400_2"; empty has no grid."""
     if condition not in CONDITIONS:
-        raise KeyError(f"unknown condition {condition!r}; choose one of {list(CONDITIONS)}")
+        raise ChoiceError(f"unknown condition {condition!r}; choose one of {list(CONDITIONS)}")
     if condition == "empty":
         return 0.0, None
     height_nm, spacing_um = condition.split("_")
@@ -202,9 +203,9 @@ def make_image(
 ) -> SynthImage:
     """A lab-like image: uneven light, pillar lattice, bright cell bodies, dark axons, noise."""
     if height < 32 or width < 32:
-        raise ValueError(f"image size {height}x{width}: both sides must be at least 32 px")
+        raise UsageError(f"image size {height}x{width}: both sides must be at least 32 px")
     if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth {bit_depth}: choose 8 or 16")
+        raise UsageError(f"bit_depth {bit_depth}: choose 8 or 16")
     shape = (height, width)
     pillar_nm, spacing_um = condition_geometry(condition)
     # Sizes follow the microscope (px per um) but shrink on small images so they still hold cells.

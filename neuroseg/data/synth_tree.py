@@ -12,6 +12,7 @@ import numpy as np
 
 from neuroseg import io
 from neuroseg.data.synth import CONDITIONS, SynthImage, condition_geometry, make_image
+from neuroseg.errors import PathTakenError, UsageError
 from neuroseg.task import AXON, NEURON
 
 PAINT_RGB = {"cluster": (255, 51, 255), "isolated": (30, 230, 255), "axon": (250, 77, 70)}
@@ -93,12 +94,12 @@ def make_dataset(
         and any(out_dir.iterdir())
         and not (out_dir / "truth" / "images.csv").is_file()
     ):
-        raise FileExistsError(
+        raise PathTakenError(
             f"{out_dir}: not empty and not a sample tree written by neuroseg.synth; "
             "choose an empty or new out_dir"
         )
     if per_condition < 1 or duplicates < 0:
-        raise ValueError(f"per_condition {per_condition}, duplicates {duplicates}: need >=1, >=0")
+        raise UsageError(f"per_condition {per_condition}, duplicates {duplicates}: need >=1, >=0")
     for condition in conditions:
         condition_geometry(condition)  # unknown names fail before anything is written
     paints = {**PAINT_RGB, **(paint_rgb or {})}

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neuroseg.errors import UsageError
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -26,9 +28,9 @@ def tile_grid(height: int, width: int, rows: int, cols: int) -> list[Tile]:
     DataModule batches of mixed shapes, and dropping the leftover pixels would lose labels.
     """
     if rows < 1 or cols < 1:
-        raise ValueError(f"tile grid {rows}x{cols}: set tiles.rows and tiles.cols to 1 or more")
+        raise UsageError(f"tile grid {rows}x{cols}: set tiles.rows and tiles.cols to 1 or more")
     if height % rows or width % cols:
-        raise ValueError(
+        raise UsageError(
             f"a {height}x{width} image does not split into {rows}x{cols} equal tiles; "
             f"choose tiles.rows dividing {height} and tiles.cols dividing {width}"
         )

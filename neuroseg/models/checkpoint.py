@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
-from collections.abc import Mapping
+import pickletools
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +19,13 @@ from typing import Literal
 import torch
 from torch import nn
 
+from neuroseg.errors import (
+    InputError,
+    MissingPathError,
+    NeurosegError,
+    UnsafeCheckpointError,
+    UsageError,
+)
 from neuroseg.models.legacy import (
     convert_legacy_state_dict,
     is_legacy_checkpoint,
@@ -53,11 +61,11 @@ def read_threshold(path: Path) -> float | None:
     try:
         value = json.loads(path.read_text())["threshold"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(
+        raise InputError(
             f'{path}: expected {{"threshold": <0..1>}} ({err}); fix or delete it'
         ) from err
     if not isinstance(value, int | float) or not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ValueError(f"{path}: threshold {value!r} is not a number in [0, 1]; fix or delete it")
+        raise InputError(f"{path}: threshold {value!r} is not a number in [0, 1]; fix or delete it")
     return float(value)
 
 
@@ -75,14 +83,10 @@ def load_checkpoint(
     (see `read_checkpoint`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such checkpoint; pass the path of a .ckpt or .pth file"
-        )
     obj = read_checkpoint(path, trusted)
     if is_legacy_checkpoint(obj):
         if encoder is None or task is None:
-            raise ValueError(
+            raise UsageError(
                 f"{path} is a legacy checkpoint; pass encoder=vgg11|vgg16 and task=binary|axons"
             )
         out_channels = get_task(task).out_channels
@@ -95,7 +99,7 @@ def load_checkpoint(
         state_dict = lightning_model_state(obj["state_dict"], path)
         source, saved_threshold = "lightning", obj["hyper_parameters"].get("threshold")
     else:
-        raise ValueError(
+        raise InputError(
             f"{path} is neither a Lightning checkpoint (state_dict + hyper_parameters) nor an "
             "original one (model_state_dict); pass a checkpoint written by train"
         )
@@ -103,7 +107,7 @@ def load_checkpoint(
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit {encoder} with task {task}: {err}") from err
+        raise UsageError(f"{path}: weights do not fit {encoder} with task {task}: {err}") from err
     sidecar = read_threshold(threshold_path(path))
     threshold = sidecar if sidecar is not None else saved_threshold
     return LoadedModel(
@@ -119,37 +123,81 @@ def read_checkpoint(path: Path, trusted: bool) -> object:
     """The unpickled file: only tensors and plain containers unless `trusted`.
 
     Checkpoints from train (hyper-parameters saved as plain dicts) and the original's `.pth`
-    files hold nothing else. A file holding more is refused, never retried unsafely unasked.
+    files hold nothing else. A file holding more is refused, never retried unsafely unasked; a
+    file torch cannot read at all (cut short, empty, not a checkpoint) gets one line naming it.
     """
     if not isinstance(trusted, bool):  # a string such as "no" would count as true
-        raise ValueError(f"trust_checkpoint={trusted!r}; pass true or false")
-    if trusted:
-        # Full unpickling imports and calls whatever the file names: the user vouched for it.
-        return torch.load(path, map_location="cpu", weights_only=False)
+        raise UsageError(f"trust_checkpoint={trusted!r}; pass true or false")
+    check_checkpoint_path(path)
     try:
         # weights_only: tensors, primitives and containers; torch refuses any other global.
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        names = unsafe_globals(path)
-        if not names:
-            raise ValueError(
-                f"{path} could not be read as a checkpoint ({err}); pass a .ckpt written by "
-                "train or an original .pth"
+        # Without it, unpickling imports and calls whatever the file names: the user vouched.
+        return torch.load(path, map_location="cpu", weights_only=not trusted)
+    except Exception as err:  # torch raises many types for a broken file
+        names = [] if trusted else unsafe_globals(path)
+        if names:
+            raise UnsafeCheckpointError(
+                f"{path} holds pickled Python objects beyond tensors ({', '.join(names)}); "
+                "unpickling them can run code from the file, so it was not loaded. If you trust "
+                "its source, pass trust_checkpoint=true (load_checkpoint(..., trusted=True) in "
+                "Python)"
             ) from err
-        raise ValueError(
-            f"{path} holds pickled Python objects beyond tensors ({', '.join(names)}); "
-            "unpickling them can run code from the file, so it was not loaded. If you trust its "
-            "source, pass trust_checkpoint=true (load_checkpoint(..., trusted=True) in Python)"
+        # torch's own message advises weights_only=False, the unsafe retry: not repeated here.
+        raise InputError(
+            f"{path}: not a checkpoint, or truncated ({path.stat().st_size} bytes); copy it again"
         ) from err
+
+
+def check_checkpoint_path(path: Path) -> None:
+    """Refuse a missing path or a folder with one line each, before torch reads it."""
+    hint = "pass ckpt_path=<a .ckpt file written by train, or an original .pth>"
+    if path.is_dir():
+        raise UsageError(f"{path}: a folder, not a checkpoint file; {hint}")
+    if not path.is_file():
+        raise MissingPathError(f"{path}: no such checkpoint; {hint}")
 
 
 def unsafe_globals(path: Path) -> list[str]:
     """Classes and functions named in the file's pickle beyond torch's allow-list, read without
-    running them; [] for a file that is no torch.save zip archive."""
-    try:
-        return torch.serialization.get_unsafe_globals_in_checkpoint(path)
-    except (RuntimeError, ValueError):
-        return []
+    running them; [] for a file that names none, or that is no pickle at all."""
+    if zipfile.is_zipfile(path):
+        try:
+            return torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except (RuntimeError, ValueError):  # a damaged archive
+            return []
+    # torch's legacy format and plain pickles: torch's scan reads zip archives only.
+    return sorted(set(pickled_globals(path)) - safe_globals())
+
+
+def safe_globals() -> set[str]:
+    """Names torch's weights-only unpickler accepts besides plain containers (`module.name`)."""
+    from torch import _weights_only_unpickler  # no public list; the zip scan above uses it too
+
+    return set(_weights_only_unpickler._get_allowed_globals())
+
+
+def pickled_globals(path: Path) -> Iterator[str]:
+    """`module.name` of every global the successive pickles in `path` import, without running
+    them (a legacy torch file is several pickles in a row, then raw storage bytes)."""
+    with path.open("rb") as stream:
+        while True:
+            pushed: list[str | None] = []  # what each opcode put on the stack, strings kept
+            memo: dict[int, str | None] = {}
+            try:
+                for opcode, arg, _ in pickletools.genops(stream):
+                    if opcode.name == "GLOBAL":
+                        yield str(arg).replace(" ", ".")
+                    elif opcode.name == "STACK_GLOBAL" and len(pushed) >= 2:
+                        yield f"{pushed[-2]}.{pushed[-1]}"
+                    elif opcode.name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                        index = len(memo) if opcode.name == "MEMOIZE" else int(arg)
+                        memo[index] = pushed[-1] if pushed else None
+                    elif opcode.name in ("GET", "BINGET", "LONG_BINGET"):
+                        pushed.append(memo.get(int(arg)))
+                    else:
+                        pushed.append(arg if isinstance(arg, str) else None)
+            except Exception:  # past the pickles: storage bytes, or a damaged stream
+                return
 
 
 def lightning_names(
@@ -165,14 +213,14 @@ def lightning_names(
     elif isinstance(saved_task, Task):
         saved_task = saved_task.name
     if saved_encoder not in ENCODERS or not isinstance(saved_task, str):
-        raise ValueError(
+        raise InputError(
             f"{path}: hyper_parameters name encoder {saved_encoder!r} and task {saved_task!r}; "
             f"expected an encoder in {sorted(ENCODERS)} and a task; use a checkpoint from train"
         )
     get_task(saved_task)
     for asked, saved, key in ((encoder, saved_encoder, "encoder"), (task, saved_task, "task")):
         if asked is not None and asked != saved:
-            raise ValueError(
+            raise UsageError(
                 f"{path} holds {key}={saved} but {key}={asked} was asked; drop or fix it"
             )
     return saved_encoder, saved_task
@@ -186,7 +234,7 @@ def lightning_model_state(state_dict: Mapping[str, torch.Tensor], path: Path) ->
         if key.startswith(LIGHTNING_PREFIX)
     }
     if not model_state:
-        raise ValueError(
+        raise InputError(
             f"{path}: no '{LIGHTNING_PREFIX}*' tensors in state_dict; not a neuroseg checkpoint"
         )
     return model_state
@@ -201,7 +249,8 @@ def initial_weights(path: Path, encoder: str, task: str, trusted: bool) -> dict[
     try:
         loaded = load_checkpoint(path, encoder=encoder, task=task, trusted=trusted)
     except ValueError as error:
-        raise ValueError(
+        kind = type(error) if isinstance(error, NeurosegError) else UsageError
+        raise kind(
             f"init_from: {error} (fine-tuning keeps the checkpoint's encoder and task)"
         ) from None
     return loaded.model.state_dict()

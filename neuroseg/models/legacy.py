@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from neuroseg.errors import ChoiceError, InputError
 from neuroseg.models.ternausnet import ENCODERS, TernausNet
 
 # The original names the model by its class; `ENCODERS` by the encoder.
@@ -107,16 +108,16 @@ def convert_legacy_state_dict(
     another class count, or duplicate tensors that disagree with the encoder's.
     """
     if encoder not in ENCODERS:
-        raise KeyError(f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)}")
+        raise ChoiceError(f"unknown encoder {encoder!r}; choose one of {sorted(ENCODERS)}")
     held = identify_legacy(state_dict)
     if held is None:
         keys = ", ".join(list(state_dict)[:5]) or "nothing"
-        raise ValueError(
+        raise InputError(
             f"{source} holds no UNet11/UNet16 in the original layout (keys: {keys}, ...); "
             "expected encoder.*, conv1..conv5, center, dec5..dec1 and final tensors"
         )
     if held != (encoder, num_classes):
-        raise ValueError(
+        raise InputError(
             f"{source} holds {describe(*held)}, not {describe(encoder, num_classes)}; "
             f"pass encoder={held[0]} and the task with {held[1]} output channel(s) "
             "(binary: 1, axons: 3)"
@@ -126,7 +127,7 @@ def convert_legacy_state_dict(
     for alias, target in legacy_aliases(model).items():
         for param in ("weight", "bias"):
             if not torch.equal(state_dict[f"{alias}.{param}"], state_dict[f"{target}.{param}"]):
-                raise ValueError(
+                raise InputError(
                     f"{source}: {alias}.{param} differs from {target}.{param}, which the original "
                     "saved as one tensor; the file was edited, re-export it from the original model"
                 )

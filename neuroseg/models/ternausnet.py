@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
+from neuroseg.errors import ChoiceError, UsageError
 from neuroseg.models.weights import load_encoder_weights
 
 # Inputs pass five 2x poolings before the centre block, so both sides must divide by 2**5.
@@ -85,7 +86,7 @@ class TernausNet(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes < 1:
-            raise ValueError(f"num_classes={num_classes}; use 1 (binary) or 3 (axons)")
+            raise UsageError(f"num_classes={num_classes}; use 1 (binary) or 3 (axons)")
         self.num_classes = num_classes
         self.encoder = features
         # Plain tuples, not modules: the stages are views of `encoder`, so each VGG layer is
@@ -159,7 +160,7 @@ def build_model(
     Arguments are `conf/encoder/*.yaml`'s keys, so `build_model(**cfg.encoder, num_classes=...)`.
     """
     if name not in ENCODERS:
-        raise KeyError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}")
+        raise ChoiceError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}")
     model = ENCODERS[name](num_classes)
     load_encoder_weights(model.encoder, name, weights, offline_fallback=offline_fallback)
     return model

@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torchvision.models import VGG11_Weights, VGG16_Weights, WeightsEnum
 
+from neuroseg.errors import InputError, MissingPathError
+
 
 class WeightsUnavailableError(RuntimeError):
     """ImageNet weights are neither cached nor downloadable (offline machine)."""
@@ -54,7 +56,7 @@ def features_state_dict(
     if state_dict and all(key.split(".", 1)[0].isdigit() for key in state_dict):
         return dict(state_dict)
     first = ", ".join(list(state_dict)[:4]) or "nothing"
-    raise ValueError(
+    raise InputError(
         f"{source}: no VGG features tensors (keys start with {first}); expected a torchvision VGG "
         "state dict with features.N.weight keys"
     )
@@ -86,13 +88,13 @@ def read_imagenet_features(name: str) -> dict[str, torch.Tensor]:
 def read_local_features(path: Path) -> dict[str, torch.Tensor]:
     """VGG features from a local torchvision VGG .pth file (full or features-only)."""
     if not path.is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"encoder.weights={path}: no such file; pass a torchvision VGG .pth file, "
             "encoder.weights=imagenet, or encoder.weights=null"
         )
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state_dict, Mapping):
-        raise ValueError(f"{path}: holds a {type(state_dict).__name__}, not a VGG state dict")
+        raise InputError(f"{path}: holds a {type(state_dict).__name__}, not a VGG state dict")
     return features_state_dict(state_dict, str(path))
 
 
@@ -125,7 +127,7 @@ def check_fits(
         )
         if keys
     ]
-    raise ValueError(
+    raise InputError(
         f"{source}: {holds}not {name} weights: {'; '.join(problems)}; "
         f"pass a torchvision {name} file or choose the encoder that matches it"
     )
