@@ -14,9 +14,16 @@ from omegaconf import DictConfig
 
 from neuroseg import io
 from neuroseg.analysis import plots
-from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
+from neuroseg.analysis.measure import (
+    IMAGE_COLUMNS,
+    SEGMENT_COLUMNS,
+    describe,
+    measure_all,
+    pool,
+)
+from neuroseg.analysis.plates import PLATE_COLUMNS, detection_rows, grid_notes, plate_of
 from neuroseg.analysis.sources import find_sources
-from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, run_tests, summary_text
+from neuroseg.analysis.stats import STATS_COLUMNS, run_tests, summary_text
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="analyze")
@@ -38,14 +45,13 @@ def analyze(cfg: DictConfig) -> Path:
         {g: a["alignment"][np.isfinite(a["alignment"])] for g, a in groups.items()},
         **cfg.stats,
     )
-    summaries = [
-        describe_group(g, a["grid_found"], a["image_length"], a["alignment"], a["folded"],
-                       a["segment_length"], cfg.summary.near_axis_deg)
-        for g, a in groups.items()
-    ]  # fmt: skip
+    summaries = [describe(g, a, cfg.summary.near_axis_deg) for g, a in groups.items()]
     rows = [r.row for r in results]
-    notes = run_notes(rows, unused, cfg.axons.axon_value)
+    plates = {g: plate_of(g, cfg.conditions, cfg.pixel_size_um) for g in {s.group for s in sources}}
+    detection = detection_rows(rows, plates)
+    notes = grid_notes(rows, detection) + run_notes(rows, unused, cfg.axons.axon_value)
     io.write_csv(output / "per_image.csv", rows, IMAGE_COLUMNS)
+    io.write_csv(output / "grids.csv", detection, PLATE_COLUMNS)
     io.write_csv(
         output / "segments.csv", [s for r in results for s in r.segment_rows], SEGMENT_COLUMNS
     )
@@ -74,7 +80,7 @@ def run_notes(rows: list[dict[str, object]], unused: list[Path], axon_value: int
     notes = []
     for label, test in (
         ("duplicate images (left out of statistics)", lambda r: r["duplicate_of"]),
-        ("images without a detected grid", lambda r: r["grid_angle"] == ""),
+        ("images without a detected grid", lambda r: r["grid_angle"] == "" and r["included"]),
         ("images without axons in the mask", lambda r: r["axon_length_px"] == 0),
     ):
         names = [str(r["image"]) for r in rows if test(r)]

@@ -12,7 +12,7 @@ is reported in [0, 90).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import fft, ndimage
@@ -31,17 +31,27 @@ class GridEstimate:
     angle_deg and spacing_px are None when no lattice was found (flat plates). confidence is the
     power of the strongest peak pair 90 deg apart (the weaker of the two) over the median power
     at the same frequency: a few for noise, thousands for a clear lattice; reported for flat
-    plates too.
+    plates too. expected_spacing_px is the plate's spacing when it was known;
+    disagreeing_spacing_px the spacing of a lattice found far from it (None if none).
     """
 
     angle_deg: float | None
     spacing_px: float | None
     confidence: float
+    expected_spacing_px: float | None = None
+    disagreeing_spacing_px: float | None = None
 
     @property
     def found(self) -> bool:
         """True when a lattice was detected."""
         return self.angle_deg is not None
+
+    @property
+    def spacing_mismatch(self) -> bool | None:
+        """True when a lattice was found off the expected spacing; None without expectation."""
+        if self.expected_spacing_px is None:
+            return None
+        return self.disagreeing_spacing_px is not None
 
 
 def flat_field(image: np.ndarray, highpass_sigma_px: float) -> np.ndarray:
@@ -148,17 +158,63 @@ def axis_angle_deg(f: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(-f[0], f[1])) % 90.0)
 
 
+def spacing_agrees(spacing_px: float, expected_px: float, tolerance: float) -> bool:
+    """Whether a lattice period lies within a relative `tolerance` of the expected one."""
+    return abs(spacing_px / expected_px - 1.0) <= tolerance
+
+
 def grid_angle_deg(
     image: np.ndarray,
+    expected_spacing_px: float | None = None,
     min_spacing_px: float = 4.0,
     max_spacing_px: float = 60.0,
     highpass_sigma_px: float = 8.0,
     min_confidence: float = 50.0,
+    expected_min_confidence: float = 20.0,
+    spacing_tolerance: float = 0.15,
     harmonic_confidence: float = 10.0,
     harmonic_ratio: float = 0.01,
     peak_radius_bins: int = 2,
 ) -> GridEstimate:
     """Lattice axis angle, spacing and confidence of an original image (H, W) uint8/uint16.
+
+    Searches the whole band of spacings (`wide_search`); with the plate's `expected_spacing_px`
+    it also searches a narrow band around it (`narrow_search`), whose few candidate frequencies
+    let a fainter lattice pass `expected_min_confidence` at the same false-alarm rate. A lattice
+    the wide search finds at a spacing off the expected one by more than `spacing_tolerance` is
+    kept in `disagreeing_spacing_px`: the plate may be filed under the wrong condition.
+    """
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image of shape {image.shape}; expected (H, W) gray or (H, W, 3)")
+    power = power_spectrum(flat_field(image, highpass_sigma_px))
+    wide = wide_search(
+        power, min_spacing_px, max_spacing_px, min_confidence,
+        harmonic_confidence, harmonic_ratio, peak_radius_bins,
+    )  # fmt: skip
+    if expected_spacing_px is None:
+        return wide
+    narrow = narrow_search(
+        power, expected_spacing_px, spacing_tolerance, expected_min_confidence, peak_radius_bins
+    )
+    off = wide.found and not spacing_agrees(wide.spacing_px, expected_spacing_px, spacing_tolerance)
+    chosen = narrow if narrow.found or not wide.found else wide
+    return replace(
+        chosen,
+        expected_spacing_px=round(expected_spacing_px, 3),
+        disagreeing_spacing_px=wide.spacing_px if off else None,
+    )
+
+
+def wide_search(
+    power: np.ndarray,
+    min_spacing_px: float,
+    max_spacing_px: float,
+    min_confidence: float,
+    harmonic_confidence: float,
+    harmonic_ratio: float,
+    peak_radius_bins: int,
+) -> GridEstimate:
+    """The strongest lattice with any spacing in the band, from the power spectrum (H, W).
 
     Takes the strongest normalised peak, keeps it only if the peak 90 deg away is also strong
     (a square lattice; a straight axon or scratch gives a single streak), then steps down to a
@@ -168,20 +224,13 @@ def grid_angle_deg(
     lattice are not mistaken for its axes. confidence is that of the strongest peak pair.
     min_spacing_px must stay below spacing / sqrt(2) so the diagonal peak is inside the band.
     """
-    if image.ndim not in (2, 3):
-        raise ValueError(f"image of shape {image.shape}; expected (H, W) gray or (H, W, 3)")
-    flat = flat_field(image, highpass_sigma_px)
-    shape = flat.shape
-    power = power_spectrum(flat)
+    shape = power.shape
     norm = normalized_power(power, shape, min_spacing_px, max_spacing_px)
     row, col = np.unravel_index(int(np.argmax(norm)), norm.shape)
     p = np.array([(row - shape[0] // 2) / shape[0], (col - shape[1] // 2) / shape[1]])
 
     def strength(f: np.ndarray, spectrum: np.ndarray = norm) -> float:
-        return min(
-            peak_near(spectrum, shape, f, peak_radius_bins),
-            peak_near(spectrum, shape, rotate90(f), peak_radius_bins),
-        )
+        return pair_strength(spectrum, f, peak_radius_bins)
 
     def lattice_strength(f: np.ndarray) -> float:
         # A true axis pair also has its diagonal peak; axons along the axes only add streaks
@@ -204,10 +253,52 @@ def grid_angle_deg(
         if not lower:
             break
         p = max(lower, key=strength)
+    return lattice_estimate(power, p, confidence)
+
+
+def narrow_search(
+    power: np.ndarray,
+    expected_spacing_px: float,
+    tolerance: float,
+    min_confidence: float,
+    peak_radius_bins: int,
+    candidates: int = 64,
+) -> GridEstimate:
+    """The best lattice whose spacing is within `tolerance` of the expected one.
+
+    Scores the `candidates` strongest bins of the narrow ring by their axis pair (the weaker of
+    p and p turned by 90 deg), so a faint lattice wins over a single stronger noise bin; the
+    band holds no diagonal or higher harmonic, so no step down to a lower harmonic is needed.
+    """
+    shape = power.shape
+    low, high = expected_spacing_px / (1 + tolerance), expected_spacing_px * (1 + tolerance)
+    norm = normalized_power(power, shape, low, high)
+    top = np.argsort(norm, axis=None)[-candidates:]
+    rows, cols = np.unravel_index(top, shape)
+    peaks = np.stack([(rows - shape[0] // 2) / shape[0], (cols - shape[1] // 2) / shape[1]], 1)
+    scores = [pair_strength(norm, f, peak_radius_bins) for f in peaks]
+    best = int(np.argmax(scores))
+    if scores[best] < min_confidence:
+        return GridEstimate(None, None, round(scores[best], 1))
+    return lattice_estimate(power, peaks[best], scores[best])
+
+
+def pair_strength(spectrum: np.ndarray, f: np.ndarray, radius_bins: int) -> float:
+    """The weaker of the peaks near f and near f turned by 90 deg: a square lattice has both."""
+    shape = spectrum.shape
+    return min(
+        peak_near(spectrum, shape, f, radius_bins),
+        peak_near(spectrum, shape, rotate90(f), radius_bins),
+    )
+
+
+def lattice_estimate(power: np.ndarray, p: np.ndarray, confidence: float) -> GridEstimate:
+    """Angle and spacing of the lattice whose axis peak lies near p, refined to a sub-bin."""
+    shape = power.shape
     p = refine_peak(power, shape, p)
     q = refine_peak(power, shape, rotate90(p))
     # Average the two axes' angles on the 90-deg circle (4 x angle on the unit circle).
     angles = np.radians([axis_angle_deg(p), axis_angle_deg(q)]) * 4
     angle = float(np.degrees(np.arctan2(np.sin(angles).sum(), np.cos(angles).sum())) / 4) % 90.0
     spacing = float(np.mean([1.0 / np.hypot(*p), 1.0 / np.hypot(*q)]))
-    return GridEstimate(round(angle, 3) % 90.0, round(spacing, 3), round(confidence, 1))
+    return GridEstimate(round(angle, 3) % 90.0, round(spacing, 3), round(float(confidence), 1))
