@@ -22,6 +22,8 @@ from neuroseg.io import scale_to_unit, to_gray
 # (m, n) of the lattice peaks m a + n b that the strongest peak may be instead of an axis a:
 # second order, diagonals, and the (2, 1) family; repeated steps reach higher orders.
 HARMONICS = ((2, 0), (1, 1), (1, -1), (2, 1), (2, -1), (1, 2), (1, -2))
+# (m, n) of the peaks m a + n b whose evidence the narrow search sums: axes, diagonals, 2nd order.
+LATTICE_ORDERS = ((1, 0), (1, 1), (2, 0))
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def grid_angle_deg(
     max_spacing_px: float = 60.0,
     highpass_sigma_px: float = 8.0,
     min_confidence: float = 50.0,
-    expected_min_confidence: float = 20.0,
+    expected_min_confidence: float = 30.0,
     spacing_tolerance: float = 0.15,
     harmonic_confidence: float = 10.0,
     harmonic_ratio: float = 0.01,
@@ -182,7 +184,8 @@ def grid_angle_deg(
     it also searches a narrow band around it (`narrow_search`), whose few candidate frequencies
     let a fainter lattice pass `expected_min_confidence` at the same false-alarm rate. A lattice
     the wide search finds at a spacing off the expected one by more than `spacing_tolerance` is
-    kept in `disagreeing_spacing_px`: the plate may be filed under the wrong condition.
+    kept in `disagreeing_spacing_px`: the plate may be filed under the wrong condition (a 2 um
+    lattice filed as 4 um is not caught: its axes are the 4 um lattice's second order).
     """
     if image.ndim not in (2, 3):
         raise ValueError(f"image of shape {image.shape}; expected (H, W) gray or (H, W, 3)")
@@ -196,7 +199,12 @@ def grid_angle_deg(
     narrow = narrow_search(
         power, expected_spacing_px, spacing_tolerance, expected_min_confidence, peak_radius_bins
     )
-    off = wide.found and not spacing_agrees(wide.spacing_px, expected_spacing_px, spacing_tolerance)
+    # A faint fundamental can leave the wide search on the lattice's own diagonal or second
+    # order; only a spacing that is none of these disagrees with the plate.
+    off = wide.found and not any(
+        spacing_agrees(wide.spacing_px, expected_spacing_px / ratio, spacing_tolerance)
+        for ratio in (1.0, np.sqrt(2.0), 2.0)
+    )
     chosen = narrow if narrow.found or not wide.found else wide
     return replace(
         chosen,
@@ -262,25 +270,55 @@ def narrow_search(
     tolerance: float,
     min_confidence: float,
     peak_radius_bins: int,
-    candidates: int = 64,
+    candidates: int = 32,
 ) -> GridEstimate:
     """The best lattice whose spacing is within `tolerance` of the expected one.
 
-    Scores the `candidates` strongest bins of the narrow ring by their axis pair (the weaker of
-    p and p turned by 90 deg), so a faint lattice wins over a single stronger noise bin; the
-    band holds no diagonal or higher harmonic, so no step down to a lower harmonic is needed.
+    Confidence sums the evidence of the lattice's first three orders (LATTICE_ORDERS: axes,
+    diagonals, second order), each the weaker peak of its pair 90 deg apart: pillars whose
+    fundamental is weak (small dots, dark rims, blur) still show in their harmonics, and the
+    known spacing says where to look. Candidates come from the strongest bins of every order's
+    ring, mapped back to the axis; the angle is read from the order with the most power.
     """
     shape = power.shape
     low, high = expected_spacing_px / (1 + tolerance), expected_spacing_px * (1 + tolerance)
-    norm = normalized_power(power, shape, low, high)
-    top = np.argsort(norm, axis=None)[-candidates:]
-    rows, cols = np.unravel_index(top, shape)
-    peaks = np.stack([(rows - shape[0] // 2) / shape[0], (cols - shape[1] // 2) / shape[1]], 1)
-    scores = [pair_strength(norm, f, peak_radius_bins) for f in peaks]
-    best = int(np.argmax(scores))
-    if scores[best] < min_confidence:
-        return GridEstimate(None, None, round(scores[best], 1))
-    return lattice_estimate(power, peaks[best], scores[best])
+    norm = normalized_power(power, shape, low / 2.2, high)
+    found = [
+        order_to_axis(peak, order)
+        for order in LATTICE_ORDERS
+        for peak in top_bins(norm, low / np.hypot(*order), high / np.hypot(*order), candidates)
+    ]
+    scores = [
+        [pair_strength(norm, axis_to_order(p, order), peak_radius_bins) for order in LATTICE_ORDERS]
+        for p in found
+    ]
+    best = int(np.argmax([sum(score) for score in scores]))
+    confidence = float(sum(scores[best]))
+    if confidence < min_confidence:
+        return GridEstimate(None, None, round(confidence, 1))
+    order = LATTICE_ORDERS[int(np.argmax(scores[best]))]
+    return lattice_estimate(power, axis_to_order(found[best], order), confidence, order)
+
+
+def top_bins(norm: np.ndarray, low_px: float, high_px: float, count: int) -> np.ndarray:
+    """(count, 2) frequencies (fy, fx) of the strongest bins with periods in [low_px, high_px]."""
+    shape = norm.shape
+    fy, fx = frequencies(shape)
+    radius = np.hypot(fy[:, None], fx[None, :])
+    ring = np.where((radius >= 1.0 / high_px) & (radius <= 1.0 / low_px), norm, 0.0)
+    rows, cols = np.unravel_index(np.argsort(ring, axis=None)[-count:], shape)
+    return np.stack([fy[rows], fx[cols]], axis=1)
+
+
+def axis_to_order(p: np.ndarray, order: tuple[int, int]) -> np.ndarray:
+    """The lattice peak m p + n q of order (m, n), q = p turned by 90 deg."""
+    return order[0] * p + order[1] * rotate90(p)
+
+
+def order_to_axis(h: np.ndarray, order: tuple[int, int]) -> np.ndarray:
+    """The axis vector p whose order-(m, n) peak is h: p = (m h - n rot90(h)) / (m^2 + n^2)."""
+    m, n = order
+    return (m * h - n * rotate90(h)) / (m * m + n * n)
 
 
 def pair_strength(spectrum: np.ndarray, f: np.ndarray, radius_bins: int) -> float:
@@ -292,13 +330,20 @@ def pair_strength(spectrum: np.ndarray, f: np.ndarray, radius_bins: int) -> floa
     )
 
 
-def lattice_estimate(power: np.ndarray, p: np.ndarray, confidence: float) -> GridEstimate:
-    """Angle and spacing of the lattice whose axis peak lies near p, refined to a sub-bin."""
+def lattice_estimate(
+    power: np.ndarray, h: np.ndarray, confidence: float, order: tuple[int, int] = (1, 0)
+) -> GridEstimate:
+    """Angle and spacing of the lattice whose order-(m, n) peak lies near h, to a sub-bin.
+
+    The peak m p + n q lies atan2(n, m) counter-clockwise of the axis p, sqrt(m^2 + n^2) times
+    as far from the origin.
+    """
     shape = power.shape
-    p = refine_peak(power, shape, p)
-    q = refine_peak(power, shape, rotate90(p))
-    # Average the two axes' angles on the 90-deg circle (4 x angle on the unit circle).
-    angles = np.radians([axis_angle_deg(p), axis_angle_deg(q)]) * 4
+    h = refine_peak(power, shape, h)
+    k = refine_peak(power, shape, rotate90(h))
+    turn = float(np.degrees(np.arctan2(order[1], order[0])))
+    # Average the two peaks' angles on the 90-deg circle (4 x angle on the unit circle).
+    angles = np.radians([axis_angle_deg(h) - turn, axis_angle_deg(k) - turn]) * 4
     angle = float(np.degrees(np.arctan2(np.sin(angles).sum(), np.cos(angles).sum())) / 4) % 90.0
-    spacing = float(np.mean([1.0 / np.hypot(*p), 1.0 / np.hypot(*q)]))
+    spacing = float(np.hypot(*order) * np.mean([1.0 / np.hypot(*h), 1.0 / np.hypot(*k)]))
     return GridEstimate(round(angle, 3) % 90.0, round(spacing, 3), round(float(confidence), 1))
