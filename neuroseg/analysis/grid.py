@@ -280,7 +280,7 @@ def narrow_search(
     known spacing says where to look. Candidates come from the strongest bins of every order's
     ring, mapped back to the axis; the angle is read from the order with the most power.
     """
-    shape = power.shape
+    shape, radius = power.shape, peak_radius_bins
     low, high = expected_spacing_px / (1 + tolerance), expected_spacing_px * (1 + tolerance)
     norm = normalized_power(power, shape, low / 2.2, high)
     found = [
@@ -289,7 +289,7 @@ def narrow_search(
         for peak in top_bins(norm, low / np.hypot(*order), high / np.hypot(*order), candidates)
     ]
     scores = [
-        [pair_strength(norm, axis_to_order(p, order), peak_radius_bins) for order in LATTICE_ORDERS]
+        capped([pair_strength(norm, axis_to_order(p, order), radius) for order in LATTICE_ORDERS])
         for p in found
     ]
     best = int(np.argmax([sum(score) for score in scores]))
@@ -298,6 +298,16 @@ def narrow_search(
         return GridEstimate(None, None, round(confidence, 1))
     order = LATTICE_ORDERS[int(np.argmax(scores[best]))]
     return lattice_estimate(power, axis_to_order(found[best], order), confidence, order)
+
+
+def capped(evidence: list[float]) -> list[float]:
+    """Axis, diagonal and second-order evidence, the last capped at the larger of the first two.
+
+    The second-order ring also holds the (2, 1) peaks of a lattice sqrt(5) / 2 times coarser
+    (26.6 deg off): second-order evidence alone must not make a lattice.
+    """
+    axis, diagonal, second = evidence
+    return [axis, diagonal, min(second, max(axis, diagonal))]
 
 
 def top_bins(norm: np.ndarray, low_px: float, high_px: float, count: int) -> np.ndarray:
