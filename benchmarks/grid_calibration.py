@@ -29,7 +29,8 @@ from scipy import ndimage
 
 from benchmarks.common import format_table, machine_info, parse_hw, write_results
 from benchmarks.epoch import CONF_DIR
-from neuroseg.analysis.grid import flat_field, narrow_search, power_spectrum, wide_search
+from neuroseg.analysis.grid import narrow_search, wide_search
+from neuroseg.analysis.spectrum import flat_field, power_spectrum
 from neuroseg.data.synth import lattice, make_image
 
 FLAT_KINDS = ("plain", "blobs", "jpeg", "uneven")

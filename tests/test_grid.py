@@ -7,7 +7,8 @@ import pytest
 from hydra import compose, initialize
 
 from benchmarks.grid_calibration import FLAT_KINDS, flat_plate
-from neuroseg.analysis.grid import GridEstimate, axis_angle_deg, grid_angle_deg, rotate90
+from neuroseg.analysis.grid import GridEstimate, grid_angle_deg
+from neuroseg.analysis.spectrum import axis_angle_deg, rotate90
 from neuroseg.data.synth import lattice, make_image
 from neuroseg.task import NEURON
 
