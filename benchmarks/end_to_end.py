@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.common import format_table, machine_info, write_results
 from benchmarks.epoch import CONF_DIR, compose_train
@@ -44,7 +44,7 @@ SIZES = {  # per_condition, source (H, W), crop (H, W), epochs, accelerator
 PIXEL_SIZE_UM = 0.2  # the sample generator's
 
 
-def compose_entry(name: str, overrides: list[str]):  # noqa: ANN201 (DictConfig)
+def compose_entry(name: str, overrides: list[str]) -> DictConfig:
     """The shipped config of entry point `name` with `overrides`."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return compose(name, overrides=overrides)
