@@ -49,7 +49,7 @@ def analyze(cfg: DictConfig) -> Path:
     rows = [r.row for r in results]
     plates = {g: plate_of(g, cfg.conditions, cfg.pixel_size_um) for g in {s.group for s in sources}}
     detection = detection_rows(rows, plates)
-    notes = grid_notes(rows, detection) + run_notes(rows, unused, cfg.axons.axon_value)
+    notes = grid_notes(rows, detection, plates) + run_notes(rows, unused, cfg.axons.axon_value)
     io.write_csv(output / "per_image.csv", rows, IMAGE_COLUMNS)
     io.write_csv(output / "grids.csv", detection, PLATE_COLUMNS)
     io.write_csv(

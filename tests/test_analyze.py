@@ -203,3 +203,15 @@ def test_bad_pixel_size_names_the_setting(tmp_path: Path) -> None:
     io.write_png(masks / "400_4" / "1.png", np.zeros((64, 96), np.uint8))
     with pytest.raises(ValueError, match="pixel_size_um"):
         run(tmp_path / "out", f"images={images}", f"masks={masks}", "pixel_size_um=-1")
+
+
+def test_grid_on_a_flat_plate_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    images, masks = tmp_path / "plate", tmp_path / "masks"
+    synth = make_image(np.random.default_rng(3), 192, 256, "400_2")  # a lattice filed as empty
+    io.write_tiff(images / "empty" / "1.tif", synth.image)
+    io.write_png(masks / "empty" / "1.png", synth.classes)
+    output = run(tmp_path / "out", f"images={images}", f"masks={masks}", "no_grid_reference_deg=5")
+    (row,) = io.read_csv(output / "per_image.csv")
+    assert row["grid_angle"] != "" and row["included"] == "True"
+    assert float(row["reference_deg"]) == 5.0 and "ignored" in row["note"]
+    assert "grid was found on 1 flat-plate images" in (output / "summary.txt").read_text()

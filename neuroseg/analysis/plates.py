@@ -80,8 +80,11 @@ def detection_rows(
     return table
 
 
-def grid_notes(rows: list[dict[str, object]], detection: list[dict[str, object]]) -> list[str]:
-    """Summary lines: detection rate per grid condition, images left out, spacing mismatches."""
+def grid_notes(
+    rows: list[dict[str, object]], detection: list[dict[str, object]], plates: Mapping[str, Plate]
+) -> list[str]:
+    """Summary lines: detection rate per grid condition, images left out, spacing mismatches,
+    flat plates where a grid seemed to show (a warning: their angles ignore it)."""
     notes = [
         f"grid found in {d['n_grid_found']} of {d['n_images']} images of {d['group']} "
         f"({d['spacing_um']:g} um"
@@ -96,5 +99,12 @@ def grid_notes(rows: list[dict[str, object]], detection: list[dict[str, object]]
         notes.append(
             f"{len(mismatch)} images hold a lattice off their condition's spacing (wrong folder?): "
             + ", ".join(mismatch[:12])
+        )
+    flat = [p for p, plate in plates.items() if plate.known and not plate.has_grid]
+    false_grids = [str(r["image"]) for r in rows if r["group"] in flat and r["grid_angle"] != ""]
+    if false_grids:
+        notes.append(
+            f"warning: a grid was found on {len(false_grids)} flat-plate images (ignored; wrong "
+            f"folder, or a threshold too low?): {', '.join(false_grids[:12])}"
         )
     return notes
