@@ -21,9 +21,16 @@ from neuroseg.analysis.conclusions import (
     image_record,
     read_plates,
 )
-from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
+from neuroseg.analysis.design import GRID_COLUMNS, design_of, detection_rows, grid_notes
+from neuroseg.analysis.measure import (
+    IMAGE_COLUMNS,
+    SEGMENT_COLUMNS,
+    describe,
+    measure_all,
+    pool,
+)
 from neuroseg.analysis.sources import find_sources
-from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, stats_rows, summary_text
+from neuroseg.analysis.stats import STATS_COLUMNS, stats_rows, summary_text
 from neuroseg.bars import progress_bar
 from neuroseg.cli import command
 
@@ -43,19 +50,21 @@ def analyze(cfg: DictConfig) -> Path:
     sources, unused = find_sources(Path(cfg.images), cfg.masks, cfg.group_by)
     results = measure_all(progress_bar(sources, "images", "image", enabled=cfg.progress), cfg)
     groups = pool(results)
-    records = [image_record(r.row) for r in results if r.arrays]  # duplicates carry no arrays
+    # every image but duplicates: excluded ones (no grid found) are counted, not tested
+    records = [image_record(r.row) for r in results if not r.row["duplicate_of"]]
     if plate_table is not None:
         records = assign_plates(records, plate_table, plates)
     settings = OmegaConf.to_container(cfg.stats, resolve=True)
     claims = conclude(records, OmegaConf.to_container(cfg.conditions, resolve=True), **settings)
-    summaries = [
-        describe_group(g, a["grid_found"], a["image_length"], a["alignment"], a["folded"],
-                       a["segment_length"], cfg.summary.near_axis_deg)
-        for g, a in groups.items()
-    ]  # fmt: skip
+    summaries = [describe(g, a, cfg.summary.near_axis_deg) for g, a in groups.items()]
     rows = [r.row for r in results]
-    notes = run_notes(rows, unused, cfg.axons.axon_value)
+    design = {
+        g: design_of(g, cfg.conditions, cfg.pixel_size_um) for g in {s.group for s in sources}
+    }
+    detection = detection_rows(rows, design)
+    notes = grid_notes(rows, detection, design) + run_notes(rows, unused, cfg.axons.axon_value)
     io.write_csv(output / "per_image.csv", rows, IMAGE_COLUMNS)
+    io.write_csv(output / "grids.csv", detection, GRID_COLUMNS)
     io.write_csv(
         output / "segments.csv", [s for r in results for s in r.segment_rows], SEGMENT_COLUMNS
     )
@@ -88,7 +97,7 @@ def run_notes(rows: list[dict[str, object]], unused: list[Path], axon_value: int
     notes = []
     for label, test in (
         ("duplicate images (left out of statistics)", lambda r: r["duplicate_of"]),
-        ("images without a detected grid", lambda r: r["grid_angle"] == ""),
+        ("images without a detected grid", lambda r: r["grid_angle"] == "" and r["included"]),
         ("images without axons in the mask", lambda r: r["axon_length_px"] == 0),
     ):
         names = [str(r["image"]) for r in rows if test(r)]

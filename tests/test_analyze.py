@@ -11,7 +11,7 @@ from hydra import compose, initialize
 
 from neuroseg import io
 from neuroseg.analysis.conclusions import CONCLUSION_COLUMNS
-from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all
+from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS
 from neuroseg.analyze import analyze
@@ -192,3 +192,53 @@ def test_missing_folders_are_named(tmp_path: Path) -> None:
     io.write_tiff(tmp_path / "plate" / "1.tif", np.zeros((64, 96), np.uint8))
     with pytest.raises(FileNotFoundError, match="no masks folder given"):
         run(tmp_path / "out", f"images={tmp_path / 'plate'}")
+
+
+def test_grid_condition_without_found_grid_is_left_out_and_listed(tmp_path: Path) -> None:
+    images, masks = tmp_path / "plate", tmp_path / "masks"
+    samples = {"400_4/1.tif": "400_4", "400_4/2.tif": "empty", "empty/1.tif": "empty"}
+    for seed, (name, drawn_as) in enumerate(samples.items()):
+        synth = make_image(np.random.default_rng(seed), 192, 256, drawn_as)  # 400_4/2: flat
+        io.write_tiff(images / name, synth.image)
+        io.write_png(masks / name.replace(".tif", ".png"), synth.classes)
+    output = run(tmp_path / "out", f"images={images}", f"masks={masks}", "pixel_size_um=0.2")
+    rows = {r["image"]: r for r in io.read_csv(output / "per_image.csv")}
+    missed = rows["400_4/2.tif"]
+    assert missed["included"] == "False" and "no grid found" in missed["excluded_reason"]
+    assert missed["axon_alignment"] == "" and missed["reference_deg"] == ""  # not vs the x axis
+    assert rows["400_4/1.tif"]["included"] == "True" and rows["400_4/1.tif"]["grid_angle"] != ""
+    assert float(rows["400_4/1.tif"]["expected_spacing_px"]) == pytest.approx(20.0)
+    assert rows["empty/1.tif"]["included"] == "True" and rows["empty/1.tif"]["grid_angle"] == ""
+    assert "400_4/2.tif (no grid found" in (output / "summary.txt").read_text()
+    (detection,) = io.read_csv(output / "grids.csv")
+    assert (detection["group"], detection["n_images"], detection["n_grid_found"]) == (
+        "400_4",
+        "2",
+        "1",
+    )
+    assert detection["n_excluded"] == "1" and float(detection["detection_rate"]) == 0.5
+    assert not (output / "segments.csv").read_text().count("400_4/2.tif")
+    with initialize(version_base="1.3", config_path="../conf"):
+        cfg = compose("analyze", overrides=[f"images={images}", "pixel_size_um=0.2"])
+    groups = pool(measure_all(find_sources(images, masks)[0], cfg))
+    assert groups["400_4"]["alignment"].size == 1  # only the image whose grid was found
+
+
+def test_bad_pixel_size_names_the_setting(tmp_path: Path) -> None:
+    images, masks = tmp_path / "plate", tmp_path / "masks"
+    io.write_tiff(images / "400_4" / "1.tif", np.zeros((64, 96), np.uint8))
+    io.write_png(masks / "400_4" / "1.png", np.zeros((64, 96), np.uint8))
+    with pytest.raises(ValueError, match="pixel_size_um"):
+        run(tmp_path / "out", f"images={images}", f"masks={masks}", "pixel_size_um=-1")
+
+
+def test_grid_on_a_flat_plate_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    images, masks = tmp_path / "plate", tmp_path / "masks"
+    synth = make_image(np.random.default_rng(3), 192, 256, "400_2")  # a lattice filed as empty
+    io.write_tiff(images / "empty" / "1.tif", synth.image)
+    io.write_png(masks / "empty" / "1.png", synth.classes)
+    output = run(tmp_path / "out", f"images={images}", f"masks={masks}", "no_grid_reference_deg=5")
+    (row,) = io.read_csv(output / "per_image.csv")
+    assert row["grid_angle"] != "" and row["included"] == "True"
+    assert float(row["reference_deg"]) == 5.0 and "ignored" in row["note"]
+    assert "grid was found on 1 flat-plate images" in (output / "summary.txt").read_text()

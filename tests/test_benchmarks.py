@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize
 
+from benchmarks import end_to_end, grid_calibration
 from benchmarks.epoch import full_overrides, full_run
 from neuroseg import io
 
@@ -62,3 +63,24 @@ def test_full_run_with_ddp_reports_per_device(tmp_path: Path) -> None:
     assert [e["epoch"] for e in full["epochs"]] == [0, 1]
     # Against a one-device run's JSON when there is one (none of this size here).
     assert full["baseline"] is None or full["efficiency"] > 0
+
+
+@pytest.mark.slow
+def test_end_to_end_quick_on_cpu(tmp_path: Path) -> None:
+    result = end_to_end.run("quick", tmp_path, seed=0, epochs=1)
+    per_image = result["per_image"]
+    assert per_image["n_images"] >= 1 and per_image["n_compared"] <= per_image["n_images"]
+    assert result["conclusions"]["claims"]  # one row per group at least
+    grids = result["axonless_grids"]
+    assert len(grids["images"]) == 2 and grids["axon_px_per_image"] >= 0
+    for folder in ("analysis_hand", "analysis_predicted"):
+        assert (tmp_path / folder / "grids.csv").is_file()
+
+
+@pytest.mark.slow
+def test_grid_calibration_small() -> None:
+    result = grid_calibration.calibrate((256, 320), 4, 1, 0.2, seed=0)
+    flat = result["flat"]
+    assert flat["n"] == 4 and 0 < flat["wide_max"] and 0 < flat["narrow_max"]
+    assert len(result["lattices"]) == 12
+    assert all(0 <= case["new_rate"] <= 1 for case in result["lattices"])

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hydra import compose, initialize
 
-from neuroseg.analysis.grid import GridEstimate, axis_angle_deg, grid_angle_deg, rotate90
-from neuroseg.data.synth import make_image
+from benchmarks.grid_calibration import FLAT_KINDS, flat_plate
+from neuroseg.analysis.grid import GridEstimate, grid_angle_deg
+from neuroseg.analysis.spectrum import axis_angle_deg, rotate90
+from neuroseg.data.synth import lattice, make_image
+from neuroseg.task import NEURON
 
 
 def angle_error_deg(found: float, truth: float) -> float:
@@ -97,3 +101,55 @@ def test_reciprocal_vector_helpers() -> None:
     assert axis_angle_deg(np.array([-0.1, 0.0])) == pytest.approx(0.0)
     assert axis_angle_deg(np.array([-0.1, 0.1])) == pytest.approx(45.0)
     assert np.allclose(rotate90(np.array([0.0, 0.1])), [-0.1, 0.0])  # x axis -> up
+
+
+def faint_lattice(seed: int, spacing_px: float, contrast: float) -> tuple[np.ndarray, float]:
+    """(uint8 384x512 flat plate with a faint pillar lattice outside its cells, lattice angle)."""
+    rng = np.random.default_rng(seed)
+    synth = make_image(rng, 384, 512, "empty")
+    angle = float(rng.uniform(0, 90))
+    pillars = lattice((384, 512), angle, spacing_px, rng.uniform(0, 1, 2))
+    gray = synth.image / 255.0 + contrast * pillars * (synth.classes != NEURON)
+    return np.round(np.clip(gray, 0, 1) * 255).astype(np.uint8), angle
+
+
+def shipped_grid() -> dict[str, float]:
+    """conf/analyze.yaml's grid settings, as analyze passes them."""
+    with initialize(version_base="1.3", config_path="../conf"):
+        return dict(compose("analyze", overrides=["images=."]).grid)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_expected_spacing_finds_a_faint_lattice_the_wide_search_misses(seed: int) -> None:
+    image, angle = faint_lattice(seed, 20.0, 0.015)
+    settings = shipped_grid()
+    wide = grid_angle_deg(image, **settings)
+    near = grid_angle_deg(image, 20.0, **settings)
+    assert not wide.found
+    assert near.found and near.confidence > wide.confidence
+    assert angle_error_deg(near.angle_deg, angle) < 1.0
+    assert near.spacing_px == pytest.approx(20.0, rel=0.03) and near.spacing_mismatch is False
+
+
+def test_spacing_off_the_condition_is_flagged() -> None:
+    synth = make_image(np.random.default_rng(4), 384, 512, "400_4")  # 20 px pillars
+    filed_as_2um = grid_angle_deg(synth.image, 10.0)
+    assert filed_as_2um.spacing_mismatch is True
+    assert filed_as_2um.disagreeing_spacing_px == pytest.approx(20.0, rel=0.03)
+    assert angle_error_deg(filed_as_2um.angle_deg, synth.grid_angle_deg) < 2.0
+    right = grid_angle_deg(synth.image, 20.0)
+    assert right.spacing_mismatch is False and right.disagreeing_spacing_px is None
+    assert grid_angle_deg(synth.image).spacing_mismatch is None  # nothing expected
+
+
+@pytest.mark.parametrize("kind", FLAT_KINDS)
+def test_flat_plates_stay_below_both_thresholds(kind: str) -> None:
+    settings = shipped_grid()
+    rng = np.random.default_rng([7, FLAT_KINDS.index(kind)])
+    for _ in range(2):
+        image = flat_plate(rng, (384, 512), kind)
+        assert grid_angle_deg(image, **settings).confidence < settings["min_confidence"] / 2
+        for spacing_px in (10.0, 20.0):
+            near = grid_angle_deg(image, spacing_px, **settings)
+            assert not near.found
+            assert near.confidence < settings["expected_min_confidence"]

@@ -11,9 +11,12 @@ from neuroseg.analysis.orientation import (
     axial_mean_deg,
     fold_relative_deg,
     junctions,
+    lattice_offset_deg,
     length_weights,
     local_directions_deg,
     measure_axons,
+    segment_offsets_deg,
+    weighted_median,
 )
 from neuroseg.task import AXON, NEURON
 
@@ -110,3 +113,80 @@ def test_axial_mean_and_alignment() -> None:
     assert alignment_index(np.array([45.0, 135.0]), 0.0) == pytest.approx(-1.0)
     assert alignment_index(np.array([20.0]), 20.0) == pytest.approx(1.0)
     assert alignment_index(np.array([]), 0.0) is None
+
+
+def polyline_mask(points: list[tuple[int, int]], shape: tuple[int, int] = (224, 224)) -> np.ndarray:
+    """A 1-px axon through (row, col) corners, as a class mask."""
+    mask = np.zeros(shape, np.uint8)
+    for (r0, c0), (r1, c1) in zip(points, points[1:], strict=False):
+        rows, cols = line(r0, c0, r1, c1)
+        mask[rows, cols] = AXON
+    return mask
+
+
+def grid_relative(mask: np.ndarray, reference_deg: float = 0.0) -> tuple[float, float]:
+    """(alignment C, largest segment angle to the grid) of a mask, as analyze measures them."""
+    measured = measure_axons(mask, min_segment_px=10.0)
+    offsets = measured.directions_deg - reference_deg
+    per_segment = segment_offsets_deg(
+        offsets, measured.weights_px, measured.segment_px, len(measured.segments)
+    )
+    alignment = alignment_index(measured.directions_deg, reference_deg, measured.weights_px)
+    return alignment, float(np.abs(per_segment).max())
+
+
+@pytest.mark.parametrize(
+    ("points", "min_alignment"),
+    [
+        ([(200, 20), (200, 180)], 0.99),  # straight along x
+        ([(200, 20), (200, 120), (100, 120)], 0.9),  # L: 100 px along x, then 100 px along y
+        # Steps of 40 px: each corner bends the local direction over about 2 x 7 px.
+        ([(200, 20), (200, 60), (160, 60), (160, 100), (120, 100), (120, 140), (80, 140)], 0.7),
+    ],
+    ids=["straight", "L", "staircase"],
+)
+def test_axons_that_turn_along_the_axes_read_aligned(
+    points: list[tuple[int, int]], min_alignment: float
+) -> None:
+    mask = polyline_mask(points)
+    alignment, worst_deg = grid_relative(mask)
+    assert alignment > min_alignment
+    assert worst_deg < 3.0  # one PCA line through the L would read 45 deg
+    measured = measure_axons(mask, min_segment_px=10.0)
+    folded = fold_relative_deg(measured.directions_deg, 0.0)
+    assert weighted_median(folded, measured.weights_px) < 2.0
+
+
+def test_l_shaped_segment_is_one_bent_piece() -> None:
+    measured = measure_axons(polyline_mask([(200, 20), (200, 120), (100, 120)]), min_segment_px=10)
+    assert len(measured.segments) == 1
+    assert measured.segments[0].straightness < 0.2  # its mean direction is not a direction
+
+
+def test_diagonal_axon_reads_anti_aligned() -> None:
+    alignment, worst_deg = grid_relative(polyline_mask([(200, 20), (40, 180)]))
+    assert alignment < -0.9
+    assert worst_deg > 42.0
+
+
+def test_random_walk_axons_read_unaligned_on_average() -> None:
+    values = []
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        heading = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.2, 300))
+        steps = np.stack([-np.sin(heading), np.cos(heading)], 1)
+        path = (np.array([224.0, 224.0]) + np.cumsum(steps, axis=0)).round().astype(int)
+        mask = np.zeros((448, 448), np.uint8)  # large enough that no walk reaches an edge
+        mask[path[:, 0], path[:, 1]] = AXON
+        values.append(grid_relative(mask)[0])
+    assert abs(np.mean(values)) < 0.15
+    assert np.std(values) > 0.1  # each walk has directions of its own, not a constant
+
+
+def test_weighted_median_and_lattice_offset() -> None:
+    assert weighted_median(np.array([1.0, 2.0, 30.0]), np.array([1.0, 1.0, 1.0])) == 2.0
+    assert weighted_median(np.array([1.0, 30.0]), np.array([1.0, 3.0])) == 30.0
+    assert weighted_median(np.array([]), np.array([])) is None
+    assert lattice_offset_deg(np.array([0.0, 90.0, 180.0])) == pytest.approx(0.0, abs=1e-9)
+    assert lattice_offset_deg(np.array([10.0, 100.0]), np.array([1.0, 1.0])) == pytest.approx(10)
+    assert lattice_offset_deg(np.array([45.0])) == pytest.approx(45.0)

@@ -1,32 +1,45 @@
-"""Per-image measurement: grid from the original, axon directions from the mask, group pools."""
+"""Per-image measurement: grid from the original, axon directions from the mask, group pools.
+
+Every angle here is a length-weighted summary of the skeleton's local directions (see
+orientation.py), the same directions the plots and the alignment index use. An image of a grid
+condition whose grid is not found is left out of the statistics and listed, never measured
+against the image x axis as if it were a flat plate.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from neuroseg import io
-from neuroseg.analysis.grid import grid_angle_deg
+from neuroseg.analysis.design import PlateDesign, design_of
+from neuroseg.analysis.grid import GridEstimate, grid_angle_deg
 from neuroseg.analysis.orientation import (
+    AxonMeasurement,
     alignment_index,
     axial_mean_deg,
     fold_relative_deg,
     measure_axons,
+    segment_offsets_deg,
+    weighted_median,
 )
 from neuroseg.analysis.sources import Source
+from neuroseg.analysis.stats import GroupSummary, describe_group
 from neuroseg.data.labels import class_mask
 from neuroseg.data.pairing import pixel_hash
 
 IMAGE_COLUMNS = (
     "image", "group", "grid_angle", "grid_spacing", "grid_confidence", "reference_deg",
     "axon_length_px", "axon_mean_direction_deg", "axon_alignment", "n_segments",
-    "n_short_segments", "duplicate_of", "note",
+    "n_short_segments", "duplicate_of", "note", "included", "excluded_reason",
+    "expected_spacing_px", "spacing_mismatch",
 )  # fmt: skip
 SEGMENT_COLUMNS = (
     "image", "group", "segment_id", "length_px", "direction_deg", "relative_deg", "row", "col",
+    "straightness",
 )  # fmt: skip
 
 
@@ -62,15 +75,16 @@ class ImageResult:
 
 def measure(source: Source, image: np.ndarray, mask: np.ndarray, cfg: DictConfig) -> ImageResult:
     """Grid from the original, axons from the mask, angles relative to the grid (or reference)."""
-    grid = grid_angle_deg(image, **cfg.grid)
+    plate = design_of(source.group, cfg.get("conditions") or {}, cfg.get("pixel_size_um"))
+    grid = grid_angle_deg(image, plate.expected_spacing_px, **cfg.grid)
+    reference, excluded, note = reference_deg(grid, plate, cfg.no_grid_reference_deg)
     axons = measure_axons(mask, **cfg.axons)
-    reference = grid.angle_deg if grid.found else cfg.no_grid_reference_deg
-    offsets = np.array([s.direction_deg for s in axons.segments]) - reference
-    folded = fold_relative_deg(offsets, 0.0)
+    pixel_offsets = axons.directions_deg - reference
+    offsets = segment_offsets_deg(
+        pixel_offsets, axons.weights_px, axons.segment_px, len(axons.segments)
+    )
+    folded = np.abs(offsets)
     alignment = alignment_index(axons.directions_deg, reference, axons.weights_px)
-    note = []
-    if not grid.found:
-        note.append(f"no grid (confidence {grid.confidence:g}); angles vs {reference:g} deg axis")
     if axons.length_px == 0:
         note.append("no axons in mask")
     elif not axons.segments:
@@ -78,24 +92,17 @@ def measure(source: Source, image: np.ndarray, mask: np.ndarray, cfg: DictConfig
     row = {
         "image": source.name, "group": source.group, "grid_angle": blank(grid.angle_deg),
         "grid_spacing": blank(grid.spacing_px), "grid_confidence": grid.confidence,
-        "reference_deg": reference, "axon_length_px": round(axons.length_px, 1),
+        "reference_deg": "" if excluded else reference,
+        "axon_length_px": round(axons.length_px, 1),
         "axon_mean_direction_deg": blank(axial_mean_deg(axons.directions_deg, axons.weights_px)),
-        "axon_alignment": blank(alignment), "n_segments": len(axons.segments),
-        "n_short_segments": axons.too_short, "duplicate_of": "", "note": "; ".join(note),
+        "axon_alignment": "" if excluded else blank(alignment),
+        "n_segments": len(axons.segments), "n_short_segments": axons.too_short,
+        "duplicate_of": "", "note": "; ".join(note), "included": not excluded,
+        "excluded_reason": excluded, "expected_spacing_px": blank(grid.expected_spacing_px),
+        "spacing_mismatch": "" if grid.spacing_mismatch is None else grid.spacing_mismatch,
     }  # fmt: skip
-    segment_rows = [
-        {
-            "image": source.name,
-            "group": source.group,
-            "segment_id": s.segment_id,
-            "length_px": round(s.length_px, 1),
-            "direction_deg": round(s.direction_deg, 2),
-            "relative_deg": round(float(rel), 2),
-            "row": round(s.row, 1),
-            "col": round(s.col, 1),
-        }
-        for s, rel in zip(axons.segments, folded, strict=True)
-    ]
+    if excluded:
+        return ImageResult(row, [], {})
     arrays = {
         "grid_found": np.array([grid.found]),
         "image_length": np.array([axons.length_px]),
@@ -103,10 +110,57 @@ def measure(source: Source, image: np.ndarray, mask: np.ndarray, cfg: DictConfig
         "folded": folded,
         "offsets": offsets,
         "segment_length": np.array([s.length_px for s in axons.segments]),
-        "pixel_offsets": axons.directions_deg - reference,
+        "pixel_offsets": pixel_offsets,
+        "pixel_folded": fold_relative_deg(pixel_offsets, 0.0),
         "pixel_weights": axons.weights_px,
     }
-    return ImageResult(row, segment_rows, arrays)
+    return ImageResult(row, segment_rows(source, axons, folded), arrays)
+
+
+def reference_deg(
+    grid: GridEstimate, plate: PlateDesign, no_grid_reference_deg: float
+) -> tuple[float, str, list[str]]:
+    """(axis the angles are measured from, reason the image is left out or "", notes).
+
+    A flat plate is measured against the fixed reference even where a lattice seems to show
+    (a false grid would steer its angles); a grid plate without a found grid is left out.
+    """
+    notes = []
+    if grid.spacing_mismatch:
+        notes.append(
+            f"lattice at {grid.disagreeing_spacing_px:g} px, but the condition's spacing is "
+            f"{grid.expected_spacing_px:g} px"
+        )
+    if plate.known and not plate.has_grid:
+        seen = "no grid"
+        if grid.found:
+            seen = f"a grid found (confidence {grid.confidence:g}, {grid.spacing_px:g} px) ignored"
+        notes.append(f"flat plate, {seen}; angles vs {no_grid_reference_deg:g} deg axis")
+        return no_grid_reference_deg, "", notes
+    if grid.found:
+        return grid.angle_deg, "", notes
+    if plate.has_grid:
+        reason = f"no grid found (confidence {grid.confidence:g}) in a grid condition"
+        return no_grid_reference_deg, reason, [*notes, reason]
+    notes.append(
+        f"no grid (confidence {grid.confidence:g}); angles vs {no_grid_reference_deg:g} deg axis"
+    )
+    return no_grid_reference_deg, "", notes
+
+
+def segment_rows(
+    source: Source, axons: AxonMeasurement, folded: np.ndarray
+) -> list[dict[str, object]]:
+    """segments.csv rows: relative_deg is the segment's length-weighted angle to the grid."""
+    return [
+        {
+            "image": source.name, "group": source.group, "segment_id": s.segment_id,
+            "length_px": round(s.length_px, 1), "direction_deg": round(s.direction_deg, 2),
+            "relative_deg": round(float(rel), 2), "row": round(s.row, 1),
+            "col": round(s.col, 1), "straightness": round(s.straightness, 3),
+        }
+        for s, rel in zip(axons.segments, folded, strict=True)
+    ]  # fmt: skip
 
 
 def measure_all(sources: Iterable[Source], cfg: DictConfig) -> list[ImageResult]:
@@ -119,7 +173,9 @@ def measure_all(sources: Iterable[Source], cfg: DictConfig) -> list[ImageResult]
         first = seen.setdefault(pixel_hash(image), source.name)
         if first != source.name:
             note = "; ".join(filter(None, [result.row["note"], "duplicate: not in statistics"]))
-            result = ImageResult({**result.row, "duplicate_of": first, "note": note}, [], {})
+            row = {**result.row, "duplicate_of": first, "note": note, "included": False}
+            row["excluded_reason"] = f"duplicate of {first}"
+            result = ImageResult(row, [], {})
         results.append(result)
     return results
 
@@ -136,6 +192,22 @@ def pool(results: list[ImageResult]) -> dict[str, dict[str, np.ndarray]]:
         name: {key: np.concatenate(parts) for key, parts in group.items()}
         for name, group in sorted(groups.items())
     }
+
+
+def describe(group: str, arrays: Mapping[str, np.ndarray], near_axis_deg: float) -> GroupSummary:
+    """A group's summary whose median angle and near-axis share weigh local directions by
+    length, as the plots and the alignment index do (segment counts stay as they were)."""
+    summary = describe_group(
+        group, arrays["grid_found"], arrays["image_length"], arrays["alignment"],
+        arrays["folded"], arrays["segment_length"], near_axis_deg,
+    )  # fmt: skip
+    folded, weights = arrays["pixel_folded"], arrays["pixel_weights"]
+    total = float(weights.sum())
+    return replace(
+        summary,
+        median_folded_deg=weighted_median(folded, weights),
+        near_axis_fraction=float(weights[folded <= near_axis_deg].sum()) / total if total else None,
+    )
 
 
 def blank(value: float | None, digits: int = 3) -> float | str:

@@ -4,6 +4,10 @@ Directions are axial (an axon has no arrow): degrees in [0, 180), counter-clockw
 image x axis as displayed (rows point down), the same convention as `grid.py`. Length is
 measured along the skeleton from each pixel's local direction (see `length_weights`), so
 oblique and diagonal axons are neither under- nor overcounted.
+
+Every angle a statistic uses is a length-weighted summary of these local directions, never one
+straight line fitted to a whole piece: an L-shaped axon that runs along one grid axis and then
+the other follows the grid at every pixel, and must read 0 deg from it, not 45 deg.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ class AxonMeasurement:
     """Axons of one mask: segments, short pieces cut, local direction and length per skeleton px.
 
     directions_deg and weights_px are (N,) float64 over the N skeleton pixels; their weighted
-    histogram is the length-weighted orientation distribution.
+    histogram is the length-weighted orientation distribution. segment_px (N,) int64 holds each
+    pixel's segment_id, 0 for branch points and pieces too short to be segments.
     """
 
     segments: list[Segment]
     too_short: int
     directions_deg: np.ndarray
     weights_px: np.ndarray
+    segment_px: np.ndarray
 
     @property
     def length_px(self) -> float:
@@ -39,11 +45,17 @@ class AxonMeasurement:
 
 @dataclass(frozen=True)
 class Segment:
-    """One unbranched axon piece: skeleton length (px), PCA direction (deg, [0, 180)), centre."""
+    """One unbranched axon piece: skeleton length (px), direction (deg, [0, 180)), centre.
+
+    direction_deg is the length-weighted axial mean of its local directions; straightness in
+    [0, 1] is their mean resultant length on doubled angles: 1 for a straight piece, near 0 for
+    an L, whose mean direction then means nothing (its angle to the grid is still exact).
+    """
 
     segment_id: int
     length_px: float
     direction_deg: float
+    straightness: float
     row: float
     col: float
 
@@ -107,35 +119,39 @@ def local_directions_deg(skeleton: np.ndarray, neighbourhood_px: int = 7) -> np.
 
 
 def segments(
-    skeleton: np.ndarray, weights: np.ndarray, min_segment_px: float = 15.0
-) -> tuple[list[Segment], int]:
-    """Unbranched skeleton pieces of at least `min_segment_px`, and how many shorter ones were cut.
+    skeleton: np.ndarray,
+    weights: np.ndarray,
+    directions_deg: np.ndarray,
+    min_segment_px: float = 15.0,
+) -> tuple[list[Segment], int, np.ndarray]:
+    """Unbranched skeleton pieces of at least `min_segment_px`, how many shorter ones were cut,
+    and the (H, W) int64 map of segment ids (0 elsewhere).
 
-    weights: (H, W) px of length per skeleton pixel. Pieces are the 8-connected parts left after
-    removing branch points and their 8 neighbours (arms still touch diagonally next to a branch
-    point), so crossing axons give separate segments, not one blob with a meaningless PCA axis.
+    weights, directions_deg: (H, W) px of length and local direction per skeleton pixel. Pieces
+    are the 8-connected parts left after removing branch points and their 8 neighbours (arms
+    still touch diagonally next to a branch point), so crossing axons give separate segments.
     """
     branches = ndimage.binary_dilation(junctions(skeleton), structure=np.ones((3, 3)))
     labels, _ = ndimage.label(skeleton & ~branches, structure=np.ones((3, 3)))
+    ids = np.zeros(skeleton.shape, np.int64)
     found: list[Segment] = []
     too_short = 0
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         rows, cols = np.nonzero(labels[box] == index)
         w = weights[box][rows, cols]
-        length = float(w.sum())
-        if length < min_segment_px:
+        if w.sum() < min_segment_px:
             too_short += 1
             continue
+        doubled = np.radians(directions_deg[box][rows, cols]) * 2
+        s, c = np.average(np.sin(doubled), weights=w), np.average(np.cos(doubled), weights=w)
+        direction = float(np.degrees(np.arctan2(s, c)) / 2 % 180.0)
         rows, cols = rows + box[0].start, cols + box[1].start
-        row_c, col_c = np.average(rows, weights=w), np.average(cols, weights=w)
-        dx, dy = cols - col_c, rows - row_c
-        direction = axial_angle_deg(
-            np.average(dx * dx, weights=w),
-            np.average(dy * dy, weights=w),
-            np.average(dx * dy, weights=w),
+        ids[rows, cols] = len(found) + 1
+        centre = float(np.average(rows, weights=w)), float(np.average(cols, weights=w))
+        found.append(
+            Segment(len(found) + 1, float(w.sum()), direction, float(np.hypot(s, c)), *centre)
         )
-        found.append(Segment(len(found) + 1, length, float(direction), float(row_c), float(col_c)))
-    return found, too_short
+    return found, too_short, ids
 
 
 def measure_axons(
@@ -145,10 +161,11 @@ def measure_axons(
     skeleton = axon_skeleton(mask, axon_value)
     directions = local_directions_deg(skeleton, neighbourhood_px)
     weights = length_weights(directions)
-    weight_map = np.zeros(skeleton.shape)
+    weight_map, direction_map = np.zeros(skeleton.shape), np.zeros(skeleton.shape)
     weight_map[skeleton] = weights  # np.nonzero order, as local_directions_deg
-    found, too_short = segments(skeleton, weight_map, min_segment_px)
-    return AxonMeasurement(found, too_short, directions, weights)
+    direction_map[skeleton] = directions
+    found, too_short, ids = segments(skeleton, weight_map, direction_map, min_segment_px)
+    return AxonMeasurement(found, too_short, directions, weights, ids[skeleton])
 
 
 def fold_relative_deg(direction_deg: np.ndarray, reference_deg: float) -> np.ndarray:
@@ -175,3 +192,38 @@ def alignment_index(
     if angles.size == 0:
         return None
     return float(np.average(np.cos(angles), weights=weights))
+
+
+def lattice_offset_deg(offsets_deg: np.ndarray, weights: np.ndarray | None = None) -> float | None:
+    """Weighted mean of angles on the 90-deg circle of a square lattice, in (-45, 45]; None for
+    no data. Offsets are direction minus grid axis; 4 x angle maps all four axes onto one."""
+    angles = np.radians(np.asarray(offsets_deg, dtype=np.float64)) * 4
+    if angles.size == 0:
+        return None
+    s, c = np.average(np.sin(angles), weights=weights), np.average(np.cos(angles), weights=weights)
+    mean = float(np.degrees(np.arctan2(s, c)) / 4)
+    return 45.0 if mean <= -45.0 else mean
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float | None:
+    """The value below which half the total weight lies (length-weighted median); None if empty."""
+    if values.size == 0 or weights.sum() <= 0:
+        return None
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def segment_offsets_deg(
+    offsets_deg: np.ndarray, weights: np.ndarray, segment_px: np.ndarray, n_segments: int
+) -> np.ndarray:
+    """(n_segments,) each segment's length-weighted mean angle to the grid, in (-45, 45].
+
+    offsets_deg, weights, segment_px: (N,) per skeleton pixel (segment_px as in AxonMeasurement).
+    Averaged on the 90-deg circle, so an L along both axes reads 0, not 45.
+    """
+    angles = np.radians(offsets_deg) * 4
+    s = np.bincount(segment_px, weights * np.sin(angles), minlength=n_segments + 1)[1:]
+    c = np.bincount(segment_px, weights * np.cos(angles), minlength=n_segments + 1)[1:]
+    mean = np.degrees(np.arctan2(s, c)) / 4
+    return np.where(mean <= -45.0, 45.0, mean)
