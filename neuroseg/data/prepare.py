@@ -151,7 +151,8 @@ def input_folders(raw_dir: Path, pairing: Pairing) -> list[Path]:
     folders |= {(raw_dir / tree).resolve() for tree in (ORIGINALS, LABELS, LABELS_AXONS)}
     files = [path for s in pairing.sources for path in (s.original, s.label, s.label_axons)]
     files += [item["path"] for item in pairing.unpaired] + pairing.ignored
-    folders |= {(raw_dir / path).resolve().parent for path in files if path is not None}
+    # realpath, not Path.resolve: a file that is a link loop is listed, not raised on.
+    folders |= {Path(os.path.realpath(raw_dir / p)).parent for p in files if p is not None}
     return sorted(folders)
 
 
@@ -162,19 +163,18 @@ def check_not_input(out_dir: Path, raw_dir: Path, folders: Iterable[Path]) -> No
     delete raw data, whatever the flags.
     """
     target = out_dir.resolve()
-    for folder in folders:
-        if target == folder:
-            relation = "is"
-        elif target in folder.parents:
-            relation = "holds"
-        elif folder in target.parents:
-            relation = "lies inside"
-        else:
-            continue
-        raise ValueError(
-            f"out_dir={out_dir} {relation} the input folder {folder}; prepare never writes over "
-            f"or into its inputs: choose an out_dir outside raw_dir {raw_dir}"
-        )
+    folders = list(folders)
+    relations = {  # the closest relation is named: "is originals/" before "lies inside raw/"
+        "is": [folder for folder in folders if target == folder],
+        "holds": [folder for folder in folders if target in folder.parents],
+        "lies inside": [folder for folder in folders if folder in target.parents],
+    }
+    for relation, hits in relations.items():
+        if hits:
+            raise ValueError(
+                f"out_dir={out_dir} {relation} the input folder {hits[-1]}; prepare never writes "
+                f"over or into its inputs: choose an out_dir outside raw_dir {raw_dir}"
+            )
 
 
 def prepared_fingerprint(out_dir: Path) -> str | None:
