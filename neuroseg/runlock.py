@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,13 @@ class RunFolderLock(Callback):
             return
         HydraConfig.instance().set_config(config)  # run.dir may use ${hydra:...} keys
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
-        self._held.enter_context(run_folder_lock(run_dir))
+        try:
+            self._held.enter_context(run_folder_lock(run_dir))
+        except FileExistsError as error:
+            # Hydra turns a callback's exceptions into warnings and runs on (overwriting the
+            # first run's snapshot); only SystemExit stops it here. Status 2: change the command.
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._held.close()

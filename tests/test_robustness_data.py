@@ -4,7 +4,6 @@ sample and the train run folder. One test per case; subprocess kill -9 cases are
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -474,16 +473,22 @@ def compose_train_with_hydra(run_dir: Path):  # noqa: ANN201 (a DictConfig with 
         return compose("train", overrides=[f"hydra.run.dir={run_dir}"], return_hydra_config=True)
 
 
-def test_run_folder_lock_refuses_a_second_training(tmp_path: Path) -> None:
+def test_run_folder_lock_refuses_a_second_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_dir = tmp_path / "run"
     holder = start_holder(run_dir / LOCK_NAME)
     try:
         config = compose_train_with_hydra(run_dir)
         assert "run_folder_lock" in config.hydra.callbacks
-        with pytest.raises(FileExistsError, match=f"hydra.run.dir={run_dir}.*PID {holder.pid}"):
+        with pytest.raises(SystemExit) as exit_info:  # Hydra would swallow an exception
             RunFolderLock().on_run_start(config)
     finally:
         kill_9(holder)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert f"hydra.run.dir={run_dir}: in use by another run (PID {holder.pid}" in message
+    assert message.count("\n") == 1
     callback = RunFolderLock()  # the holder died: taken over
     callback.on_run_start(config)
     assert (run_dir / LOCK_NAME).read_text() == f"{os.getpid()}\n"
@@ -519,4 +524,5 @@ def test_second_training_keeps_the_first_runs_config_snapshot(tmp_path: Path) ->
     assert result.returncode != 0
     assert f"PID {holder.pid}" in result.stderr
     assert snapshot.read_text() == "# the first run's config\n"
-    assert json.dumps(sorted(p.name for p in run_dir.iterdir())) == '[".hydra"]'
+    assert {p.name for p in run_dir.iterdir()} == {".hydra", LOCK_NAME}  # nothing else written
+    assert "Traceback" not in result.stderr and result.returncode == 2
