@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from neuroseg import io
 from neuroseg.data.split import natural_key
-from neuroseg.data.tiling import check_tile_size, tile_grid
+from neuroseg.data.tiling import tile_grid
 from neuroseg.io import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,6 @@ def check_source(raw_dir: Path, source: Source, rows: int, cols: int) -> SourceC
         height, width = image.shape
         digest = pixel_hash(image)
         tile_grid(height, width, rows, cols)
-        check_tile_size(height, width, rows, cols)
     except ValueError as error:
         message = str(error)
         problems.append(message if str(original_path) in message else f"{original_path}: {message}")

@@ -43,7 +43,7 @@ from neuroseg.data.pairing import (
     read_original,
 )
 from neuroseg.data.split import check_fractions, grouped_split, load_split, natural_key
-from neuroseg.data.tiling import cut, tile_grid
+from neuroseg.data.tiling import check_tile_size, cut, tile_grid
 from neuroseg.task import AXON, NEURON
 
 log = logging.getLogger(__name__)
@@ -292,6 +292,7 @@ def check_inputs(
         partial(check_source, raw_dir, rows=rows, cols=cols), pairing.sources
     )
     problems = pairing.problems + [problem for c in checks for problem in c.problems]
+    problems += tile_size_problems(raw_dir, checks, rows, cols)
     if strict:
         problems += [
             f"{raw_dir / u['path']}: {u['reason']} (strict=true)" for u in pairing.unpaired
@@ -306,6 +307,24 @@ def check_inputs(
     duplicates = find_duplicates({c.source.original: c.pixel_hash for c in checks})
     kept = [c for c in checks if c.source.original not in duplicates]
     return kept, duplicates, colour
+
+
+def tile_size_problems(
+    raw_dir: Path, checks: Sequence[SourceCheck], rows: int, cols: int
+) -> list[str]:
+    """One problem per image size whose tiles would be too small, naming one of its images."""
+    example: dict[tuple[int, int], str] = {}
+    for c in checks:
+        if c.height and not c.problems:
+            example.setdefault((c.height, c.width), c.source.original)
+    problems = []
+    for (height, width), original in sorted(example.items()):
+        try:
+            check_tile_size(height, width, rows, cols)
+        except ValueError as error:
+            count = sum((c.height, c.width) == (height, width) for c in checks)
+            problems.append(f"{raw_dir / original} and {count - 1} more of that size: {error}")
+    return problems
 
 
 def choose_split(
