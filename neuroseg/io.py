@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import fcntl
 import glob
 import json
@@ -82,6 +83,15 @@ def hold_lock(lock_path: Path, what: str, wait: bool = False) -> Iterator[None]:
                 ) from None
             log.info("%s: waiting for PID %s to finish with it", what, holder)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            if error.errno not in UNLOCKABLE:
+                raise
+            # Some cluster filesystems (Lustre without -o flock) have no locks: run on, but say so.
+            os.close(fd)
+            lock_path.unlink(missing_ok=True)
+            log.warning("%s: no file locks on this filesystem (%s); running unlocked", what, error)
+            yield
+            return
         # The previous holder removes the file on release: a lock taken on a removed file
         # guards nothing, so take it again on the file now at that path.
         try:
@@ -106,6 +116,7 @@ def hold_lock(lock_path: Path, what: str, wait: bool = False) -> Iterator[None]:
         os.close(fd)
 
 
+UNLOCKABLE = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # flock unsupported by the filesystem
 _HELD: dict[Path, int] = {}  # lock files this process holds, and how many blocks hold each
 
 

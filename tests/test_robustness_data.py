@@ -3,6 +3,7 @@ sample and the train run folder. One test per case; subprocess kill -9 cases are
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -217,6 +218,19 @@ def test_lock_of_a_killed_run_is_taken_over(
     with caplog.at_level(logging.WARNING), io.atomic_dir(tmp_path / "out") as tmp:
         (tmp / "a.txt").write_text("new")
     assert f"PID {holder.pid}" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_filesystem_without_locks_warns_and_runs_unlocked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(io.fcntl, "flock", no_locks)  # as on Lustre mounted without -o flock
+    with caplog.at_level(logging.WARNING), io.atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert "running unlocked" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
