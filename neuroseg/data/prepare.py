@@ -170,9 +170,10 @@ def check_not_input(out_dir: Path, raw_dir: Path, folders: Iterable[Path]) -> No
         "lies inside": [folder for folder in folders if folder in target.parents],
     }
     for relation, hits in relations.items():
-        if hits:
+        if hits:  # name the outermost folder held, the innermost one lain in
+            folder = min(hits, key=lambda f: len(f.parts)) if relation == "holds" else hits[-1]
             raise ValueError(
-                f"out_dir={out_dir} {relation} the input folder {hits[-1]}; prepare never writes "
+                f"out_dir={out_dir} {relation} the input folder {folder}; prepare never writes "
                 f"over or into its inputs: choose an out_dir outside raw_dir {raw_dir}"
             )
 
