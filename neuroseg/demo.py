@@ -31,6 +31,20 @@ def ensure_sample(
     """
     raw_dir, prepared_dir = Path(raw_dir), Path(prepared_dir)
     asked = sample_settings(synth, prepare)
+    # Several ranks (or runs) may start at once: the first makes the sample, the others wait
+    # for it here and then reuse it, instead of refusing or writing the same trees twice.
+    with io.dir_lock(prepared_dir, wait=True):
+        return make_sample(raw_dir, prepared_dir, asked, synth, prepare)
+
+
+def make_sample(
+    raw_dir: Path,
+    prepared_dir: Path,
+    asked: Mapping[str, Any],
+    synth: Mapping[str, Any],
+    prepare: Mapping[str, Any],
+) -> Path:
+    """ensure_sample's work, under its lock: reuse, or synthesise and prepare."""
     record = prepared_dir / SAMPLE_RECORD
     if (prepared_dir / "manifest.csv").is_file():
         if record.is_file():

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
+import glob
 import json
+import logging
 import os
+import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +20,23 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from neuroseg.errors import InputError, MissingPathError
+from neuroseg.errors import InputError, MissingPathError, PathTakenError
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+
+log = logging.getLogger(__name__)
+
+
+def unique_sibling(path: Path, keep_suffix: bool) -> Path:
+    """A hidden name next to `path` unique to this process and call: `.<name>.tmp-<pid>-<hex>`.
+
+    Unique, not fixed: two runs writing the same target never delete or mix each other's work.
+    `keep_suffix` moves the suffix to the end (`.a.tmp-1-ff.png`), so writers pick the format.
+    """
+    token = f"tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    if keep_suffix:
+        return path.with_name(f".{path.stem}.{token}{path.suffix}")
+    return path.with_name(f".{path.name}.{token}")
 
 
 @contextmanager
@@ -25,7 +44,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp sibling of `path` (same suffix: writers pick the format); renamed on exit."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    tmp = unique_sibling(path, keep_suffix=True)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -34,26 +53,128 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
-    """Yield an empty temp sibling folder of `path`; on success it replaces `path` in one rename."""
+def hold_lock(lock_path: Path, what: str, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive flock on `lock_path` (created, holding our PID) while the block runs.
+
+    The kernel drops an flock when its holder dies, however it dies (kill -9 included), so a
+    lock left by a killed run is free again: the next run takes it over with no PID guessing and
+    no stale-lock timeout. Another live holder makes this raise at once naming its PID (or, with
+    `wait`, block until it is done). Nested blocks in one process share the lock. The file is
+    removed on release.
+    """
+    lock_path = Path(lock_path).absolute()
+    if lock_path in _HELD:  # this process holds it already (prepare, then its atomic_dir)
+        _HELD[lock_path] += 1
+        try:
+            yield
+        finally:
+            _HELD[lock_path] -= 1
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            if not wait:
+                os.close(fd)
+                raise PathTakenError(
+                    f"{what}: in use by another run (PID {holder}, lock {lock_path}); wait for "
+                    f"it to finish, or stop it (kill {holder}) and run again"
+                ) from None
+            log.info("%s: waiting for PID %s to finish with it", what, holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            if error.errno not in UNLOCKABLE:
+                raise
+            # Some cluster filesystems (Lustre without -o flock) have no locks: run on, but say so.
+            os.close(fd)
+            lock_path.unlink(missing_ok=True)
+            log.warning("%s: no file locks on this filesystem (%s); running unlocked", what, error)
+            yield
+            return
+        # The previous holder removes the file on release: a lock taken on a removed file
+        # guards nothing, so take it again on the file now at that path.
+        try:
+            current = os.stat(lock_path)
+            stat = os.fstat(fd)
+            if (current.st_dev, current.st_ino) == (stat.st_dev, stat.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        previous = _lock_holder(fd)
+        if previous:  # the file outlived its holder: that run was killed
+            log.warning("%s: taking over the lock left by PID %s, which has ended", what, previous)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[lock_path] = 1
+        yield
+    finally:
+        _HELD.pop(lock_path, None)
+        lock_path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+UNLOCKABLE = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)  # flock unsupported by the filesystem
+_HELD: dict[Path, int] = {}  # lock files this process holds, and how many blocks hold each
+
+
+def _lock_holder(fd: int) -> str:
+    """The PID written in an open lock file, or "" (a lock being set up holds none yet)."""
+    return os.pread(fd, 32, 0).decode(errors="replace").strip()
+
+
+def dir_lock(path: Path, wait: bool = False) -> AbstractContextManager[None]:
+    """Exclusive lock on folder `path` (existing or not), held in its sibling `.<name>.lock`.
+
+    The lock file sits next to the folder, not in it, because atomic_dir replaces the folder.
+    """
+    path = Path(path)
+    return hold_lock(path.with_name(f".{path.name}.lock"), str(path), wait)
+
+
+@contextmanager
+def atomic_dir(path: Path, wait: bool = False) -> Iterator[Path]:
+    """Yield an empty temp sibling folder of `path`; on success it replaces `path` in one rename.
+
+    Runs under `dir_lock(path)`: a second writer of the same folder refuses at once (or waits,
+    with `wait`). Under the lock, leftovers of a killed writer are cleared first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if path.exists():
-            # Move the old tree aside first so a crash between the two renames loses nothing.
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    finally:
+    old = path.with_name(f".{path.name}.old")
+    with dir_lock(path, wait):
+        clear_leftovers(path, old)
+        tmp = unique_sibling(path, keep_suffix=False)
+        tmp.mkdir()
+        try:
+            yield tmp
+            if path.exists():
+                # Move the old tree aside first so a crash between the two renames loses nothing.
+                os.replace(path, old)
+                os.replace(tmp, path)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def clear_leftovers(path: Path, old: Path) -> None:
+    """Remove temp folders of killed writers of `path`; restore its old tree if a swap was cut.
+
+    Only called under the folder's lock, so every temp sibling found belongs to a dead run.
+    """
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        log.warning("%s: removing %s, left by a run that was killed", path, tmp.name)
         shutil.rmtree(tmp, ignore_errors=True)
+    if old.exists() and not path.exists():
+        log.warning("%s: restoring the previous tree from %s (a run died mid-swap)", path, old)
+        os.replace(old, path)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_tiff(path: Path) -> np.ndarray:
@@ -184,17 +305,37 @@ def list_images(
         raise MissingPathError(f"{folder}: no such file or folder")
     if not recursive:
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    found, seen = [], set()
-    for top, dirs, files in os.walk(folder, followlinks=True):
+
+    def left_out(path: Path) -> bool:
+        return path.name.startswith(".") or bool(skip and skip(path))
+
+    files, _ = walk_files(folder, skip=left_out)
+    return sorted(
+        p for p in files if not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def walk_files(
+    folder: Path, skip: Callable[[Path], bool] | None = None
+) -> tuple[list[Path], dict[Path, Path]]:
+    """Every file under `folder`, following folder links, each real folder walked once.
+
+    Python 3.11's rglob does not follow folder links, which silently drops a symlinked
+    condition folder; os.walk does, and the set of real paths stops link loops. Returns the
+    files (sorted) and the folders left out as repeats (link -> the path it repeats), so a
+    caller can list them. Folders where `skip(folder)` is true are not entered.
+    """
+    files: list[Path] = []
+    repeats: dict[Path, Path] = {}
+    walked: dict[Path, Path] = {}
+    for top, dirs, names in os.walk(folder, followlinks=True):
         here = Path(top)
-        if here.resolve() in seen:  # a symlink back up the tree
+        real = here.resolve()
+        if real in walked:  # a second link to a folder already walked, or a loop
+            repeats[here] = walked[real]
             dirs.clear()
             continue
-        seen.add(here.resolve())
-        dirs[:] = [d for d in dirs if not d.startswith(".") and not (skip and skip(here / d))]
-        found += [
-            here / name
-            for name in files
-            if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_SUFFIXES
-        ]
-    return sorted(found)
+        walked[real] = here
+        dirs[:] = sorted(d for d in dirs if not (skip and skip(here / d)))  # a fixed walk order
+        files += [here / name for name in names]
+    return sorted(files), repeats

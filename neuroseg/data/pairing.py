@@ -55,6 +55,7 @@ class Pairing:
     ignored: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     chosen: list[dict[str, str]] = field(default_factory=list)
+    repeated: dict[str, str] = field(default_factory=dict)  # folder link -> folder it repeats
 
 
 def label_number(stem: str) -> str:
@@ -90,14 +91,18 @@ def choose_labels(
 def scan_tree(raw_dir: Path, tree: str, pairing: Pairing) -> dict[tuple[str, str], list[str]]:
     """Image files of `raw_dir/tree/<condition>/` keyed by (condition, number).
 
-    Files outside a condition folder, hidden files and non-image files go to `pairing.ignored`,
-    so nothing in the tree is dropped without a trace.
+    Symlinked condition folders are followed, each real folder once (as predict does), and a
+    second link to one is listed in `pairing.repeated`. Files outside a condition folder, hidden
+    files and non-image files go to `pairing.ignored`: nothing is dropped without a trace.
     """
     found: dict[tuple[str, str], list[str]] = {}
     root = raw_dir / tree
-    for path in sorted(root.rglob("*"), key=lambda p: natural_key(p.as_posix())):
-        if path.is_dir():
-            continue
+    files, repeats = io.walk_files(root)
+    for link, first in repeats.items():
+        pairing.repeated[link.relative_to(raw_dir).as_posix()] = first.relative_to(
+            raw_dir
+        ).as_posix()
+    for path in sorted(files, key=lambda p: natural_key(p.as_posix())):
         relative = path.relative_to(raw_dir).as_posix()
         depth = len(path.relative_to(root).parts)
         # Hidden files (e.g. macOS "._1.tif" forks) are not images even when named like one.
@@ -176,6 +181,8 @@ def log_pairing(pairing: Pairing, duplicates: Mapping[str, str]) -> None:
         log.warning("duplicate dropped: %s has the same pixels as %s", path, kept)
     for path in pairing.ignored:
         log.warning("ignored: %s (not an image in a condition folder)", path)
+    for link, first in pairing.repeated.items():
+        log.warning("read once: %s is the same folder as %s", link, first)
 
 
 def pixel_hash(array: np.ndarray) -> str:
@@ -206,6 +213,15 @@ class SourceCheck:
     pixel_hash: str
     label_hashes: tuple[str, ...]
     problems: tuple[str, ...]
+    colour: bool = False  # a true-colour RGB original, averaged to gray
+
+
+def is_colour(image: np.ndarray) -> bool:
+    """True for an (H, W, 3) image whose channels differ: real colour, not an RGB copy of gray."""
+    return image.ndim == 3 and not (
+        np.array_equal(image[..., 0], image[..., 1])
+        and np.array_equal(image[..., 0], image[..., 2])
+    )
 
 
 def read_original(path: Path) -> np.ndarray:
@@ -238,8 +254,11 @@ def check_source(raw_dir: Path, source: Source, rows: int, cols: int) -> SourceC
     original_path = raw_dir / source.original
     height = width = 0
     digest = ""
+    colour = False
     try:
-        image = read_original(original_path)
+        stored = io.read_image(original_path)
+        colour = is_colour(stored)
+        image = io.to_gray(stored)
         height, width = image.shape
         digest = pixel_hash(image)
         tile_grid(height, width, rows, cols)
@@ -262,4 +281,4 @@ def check_source(raw_dir: Path, source: Source, rows: int, cols: int) -> SourceC
                 f"{label_path}: {label_hw[0]}x{label_hw[1]} but {original_path} is "
                 f"{height}x{width}; re-export the label at the original's size"
             )
-    return SourceCheck(source, height, width, digest, tuple(label_hashes), tuple(problems))
+    return SourceCheck(source, height, width, digest, tuple(label_hashes), tuple(problems), colour)

@@ -7,10 +7,15 @@ on whole images before cutting tiles. The output is built in a temp sibling and 
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -26,6 +31,9 @@ from neuroseg import io
 from neuroseg.bars import progress_bar
 from neuroseg.data.labels import class_mask, neuron_mask
 from neuroseg.data.pairing import (
+    LABELS,
+    LABELS_AXONS,
+    ORIGINALS,
     Pairing,
     Source,
     SourceCheck,
@@ -36,7 +44,7 @@ from neuroseg.data.pairing import (
     read_original,
 )
 from neuroseg.data.split import check_fractions, grouped_split, load_split, natural_key
-from neuroseg.data.tiling import cut, tile_grid
+from neuroseg.data.tiling import check_tile_size, cut, tile_grid
 from neuroseg.errors import ChoiceError, InputError, PathTakenError, UsageError
 from neuroseg.task import AXON, NEURON
 
@@ -67,13 +75,45 @@ def worker_pool(workers: int, progress: bool = False) -> Iterator[Callable[..., 
     saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
     os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, "1"))  # read by spawned workers only
     try:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("spawn"),
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             yield partial(pool_map, pool, progress=progress)
     finally:
         for name, value in saved.items():
             os.environ.pop(name, None)
             if value is not None:
                 os.environ[name] = value
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2) option: a signal the kernel sends when the parent dies
+
+
+def exit_with_parent(parent: int) -> None:
+    """Worker initializer: end this worker when `parent` dies, even by kill -9 (no cleanup runs).
+
+    Otherwise a killed prepare leaves its workers blocked on the task queue, and they keep the
+    resource tracker alive, for good. Linux: the kernel sends SIGKILL (prctl PR_SET_PDEATHSIG;
+    it fires when the parent's creating thread ends, and the pool lives inside one call of the
+    main thread). Elsewhere a daemon thread polls the parent's PID.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:
+        threading.Thread(target=watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # died before the line above took effect
+        os._exit(1)
+
+
+def watch_parent(parent: int, every_s: float = 1.0) -> None:
+    """Exit this process once it has another parent than `parent` (it was orphaned)."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 def pool_map(
@@ -117,21 +157,76 @@ def fingerprint(checks: Iterable[SourceCheck], settings: Mapping[str, object]) -
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def check_out_dir(out_dir: Path, raw_dir: Path, digest: str, overwrite: bool) -> None:
-    """Refuse to replace a folder holding anything but this same dataset, unless overwrite."""
-    if out_dir.resolve() == raw_dir.resolve() or out_dir.resolve() in raw_dir.resolve().parents:
-        raise UsageError(f"{out_dir}: out_dir would replace raw_dir {raw_dir}; choose another")
-    if overwrite or not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-        return
-    report_path = out_dir / "report.json"
+def input_folders(raw_dir: Path, pairing: Pairing) -> list[Path]:
+    """Real paths of raw_dir, its trees and every folder an input file really lies in (sorted)."""
+    folders = {raw_dir.resolve()}
+    folders |= {(raw_dir / tree).resolve() for tree in (ORIGINALS, LABELS, LABELS_AXONS)}
+    files = [path for s in pairing.sources for path in (s.original, s.label, s.label_axons)]
+    files += [item["path"] for item in pairing.unpaired] + pairing.ignored
+    # realpath, not Path.resolve: a file that is a link loop is listed, not raised on.
+    folders |= {Path(os.path.realpath(raw_dir / p)).parent for p in files if p is not None}
+    return sorted(folders)
+
+
+def check_not_input(out_dir: Path, raw_dir: Path, folders: Iterable[Path]) -> None:
+    """Refuse an out_dir that is, holds or lies in an input folder (symlinks resolved).
+
+    The finished tree replaces out_dir as a whole, so any overlap with the inputs could
+    delete raw data, whatever the flags.
+    """
+    target = out_dir.resolve()
+    folders = list(folders)
+    relations = {  # the closest relation is named: "is originals/" before "lies inside raw/"
+        "is": [folder for folder in folders if target == folder],
+        "holds": [folder for folder in folders if target in folder.parents],
+        "lies inside": [folder for folder in folders if folder in target.parents],
+    }
+    for relation, hits in relations.items():
+        if hits:  # name the outermost folder held, the innermost one lain in
+            folder = min(hits, key=lambda f: len(f.parts)) if relation == "holds" else hits[-1]
+            raise UsageError(
+                f"out_dir={out_dir} {relation} the input folder {folder}; prepare never writes "
+                f"over or into its inputs: choose an out_dir outside raw_dir {raw_dir}"
+            )
+
+
+def prepared_fingerprint(out_dir: Path) -> str | None:
+    """The fingerprint in the report.json of a dataset prepare wrote, or None for anything else.
+
+    report.json with a fingerprint next to manifest.csv is the dataset's own marker: only a
+    folder carrying it may ever be replaced.
+    """
     try:
-        previous = json.loads(report_path.read_text()).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        previous = None
-    if previous != digest:
+        report = json.loads((out_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return None
+    digest = report.get("fingerprint") if isinstance(report, dict) else None
+    has_manifest = (out_dir / "manifest.csv").is_file()
+    return digest if isinstance(digest, str) and has_manifest else None
+
+
+def check_out_dir(out_dir: Path, digest: str, overwrite: bool) -> None:
+    """Allow a new or empty out_dir, this same dataset, or another prepared one with overwrite.
+
+    Anything else is refused whatever the flag: overwrite only ever replaces a prepared dataset.
+    """
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir():
+        raise PathTakenError(f"{out_dir}: not a folder; choose another out_dir")
+    if not any(out_dir.iterdir()):
+        return
+    previous = prepared_fingerprint(out_dir)
+    if previous is None:
         raise PathTakenError(
-            f"{out_dir}: holds other data than this run would write; pass overwrite=true to "
-            "replace it, or choose another out_dir"
+            f"{out_dir}: holds files that neuroseg.prepare did not write (no report.json "
+            "fingerprint), so it is never replaced, not even with overwrite=true; choose "
+            "another out_dir"
+        )
+    if previous != digest and not overwrite:
+        raise PathTakenError(
+            f"{out_dir}: holds another prepared dataset than this run would write; pass "
+            "overwrite=true to replace it, or choose another out_dir"
         )
 
 
@@ -152,13 +247,16 @@ def write_source(
     palette: Mapping[str, object],
     rows: int,
     cols: int,
-) -> list[dict[str, object]]:
-    """Write one image's tiles and masks under `build_dir/<split>/`; return its manifest rows."""
+) -> tuple[list[dict[str, object]], list[str]]:
+    """Write one image's tiles and masks under `build_dir/<split>/`; return its manifest rows
+    and its labels that have no painted pixel (all background: worth a look)."""
     source, split = source_split
     image = read_original(raw_dir / source.original)
     masks = {"masks": neuron_mask(io.read_rgb(raw_dir / source.label), palette)}
     if source.label_axons is not None:
         masks["masks_axons"] = class_mask(io.read_rgb(raw_dir / source.label_axons), palette)
+    labels = {"masks": source.label, "masks_axons": source.label_axons}
+    empty = [str(labels[folder]) for folder, mask in masks.items() if not mask.any()]
     # Pixel counts come from the richest class map: with axons it partitions every tile.
     counted = masks.get("masks_axons", masks["masks"])
     height, width = image.shape
@@ -174,7 +272,7 @@ def write_source(
             | {"source_height": height, "source_width": width}
             | pixel_counts(cut(counted, tile), "masks_axons" in masks)
         )
-    return manifest
+    return manifest, empty
 
 
 def summarize(manifest: Sequence[Mapping[str, object]], splits: Sequence[str]) -> dict:
@@ -198,15 +296,16 @@ def check_palette(palette: Mapping[str, object]) -> None:
 
 
 def check_inputs(
-    raw_dir: Path, rows: int, cols: int, strict: bool, map_: Callable, prefer_label: str = "png"
-) -> tuple[Pairing, list[SourceCheck], dict[str, str]]:
-    """Pair and decode every input; raise one error listing all problems, else return the
-    pairing, the checks of the images to keep, and the duplicates dropped (path -> kept path)."""
-    pairing = pair_sources(raw_dir, prefer_label)
+    raw_dir: Path, pairing: Pairing, rows: int, cols: int, strict: bool, map_: Callable
+) -> tuple[list[SourceCheck], dict[str, str], list[str]]:
+    """Decode every paired input; raise one error listing all problems, else return the checks
+    of the images to keep, the duplicates dropped (path -> kept path) and the colour originals
+    (averaged to gray, with a warning each)."""
     checks: list[SourceCheck] = map_(
         partial(check_source, raw_dir, rows=rows, cols=cols), pairing.sources, "checking"
     )
     problems = pairing.problems + [problem for c in checks for problem in c.problems]
+    problems += tile_size_problems(raw_dir, checks, rows, cols)
     if strict:
         problems += [
             f"{raw_dir / u['path']}: {u['reason']} (strict=true)" for u in pairing.unpaired
@@ -215,8 +314,30 @@ def check_inputs(
         log_pairing(pairing, {})
         problems.append(f"{raw_dir}: no original has a label; see the unpaired files above")
     raise_problems(problems, f"{raw_dir}: cannot prepare; fix these and run again")
+    colour = [c.source.original for c in checks if c.colour]
+    for path in colour:
+        log.warning("%s: a colour (RGB) original; averaged to gray", raw_dir / path)
     duplicates = find_duplicates({c.source.original: c.pixel_hash for c in checks})
-    return pairing, [c for c in checks if c.source.original not in duplicates], duplicates
+    kept = [c for c in checks if c.source.original not in duplicates]
+    return kept, duplicates, colour
+
+
+def tile_size_problems(
+    raw_dir: Path, checks: Sequence[SourceCheck], rows: int, cols: int
+) -> list[str]:
+    """One problem per image size whose tiles would be too small, naming one of its images."""
+    example: dict[tuple[int, int], str] = {}
+    for c in checks:
+        if c.height and not c.problems:
+            example.setdefault((c.height, c.width), c.source.original)
+    problems = []
+    for (height, width), original in sorted(example.items()):
+        try:
+            check_tile_size(height, width, rows, cols)
+        except ValueError as error:
+            count = sum((c.height, c.width) == (height, width) for c in checks)
+            problems.append(f"{raw_dir / original} and {count - 1} more of that size: {error}")
+    return problems
 
 
 def choose_split(
@@ -236,8 +357,9 @@ def write_tiles(
     kept: Sequence[Source],
     map_: Callable,
     **write_kwargs: object,
-) -> list[dict[str, object]]:
-    """Write every kept image's tiles into its split's folders; manifest rows in a fixed order."""
+) -> tuple[list[dict[str, object]], list[str]]:
+    """Write every kept image's tiles into its split's folders; return the manifest rows in a
+    fixed order and the labels with no painted pixel."""
     split_of = {image_id: name for name, members in split.items() for image_id in members}
     has_axons = any(source.label_axons is not None for source in kept)
     for name in split:  # every split folder exists, even an empty one
@@ -245,9 +367,18 @@ def write_tiles(
             (build_dir / name / folder).mkdir(parents=True)
     write = partial(write_source, build_dir=build_dir, **write_kwargs)
     jobs = [(source, split_of[source.image_id]) for source in kept]
-    manifest = [row for rows in map_(write, jobs, "writing tiles") for row in rows]
+    written = map_(write, jobs, "writing tiles")
+    manifest = [row for rows, _ in written for row in rows]
+    empty = sorted((label for _, labels in written for label in labels), key=natural_key)
+    for label in empty:
+        log.warning(
+            "label with no painted pixel: %s (all background); check its colours against the "
+            "palette",
+            label,
+        )
     order = {name: index for index, name in enumerate(split)}
-    return sorted(manifest, key=lambda row: (order[row["split"]], natural_key(str(row["tile"]))))
+    manifest.sort(key=lambda row: (order[row["split"]], natural_key(str(row["tile"]))))
+    return manifest, empty
 
 
 def prepare_dataset(
@@ -266,24 +397,31 @@ def prepare_dataset(
 ) -> dict:
     """Prepare `raw_dir` into `out_dir` (the Prepared dataset contract); returns the report.
 
-    Re-running with the same inputs and settings rewrites byte-identical files; an out_dir holding
-    anything else is only replaced with overwrite=True. An earlier splits.json for the same images
-    and settings is kept, so a reviewed or hand-edited split survives reruns. `prefer_label`
+    Re-running with the same inputs and settings rewrites byte-identical files; another prepared
+    dataset is only replaced with overwrite=True, and anything else (raw data above all) never.
+    The run holds io.dir_lock(out_dir) throughout: a second run into it refuses at once. An
+    earlier splits.json for the same images and settings is kept, so a reviewed or hand-edited
+    split survives reruns. `prefer_label`
     picks between a JPEG and a PNG label of one image (see pairing.pair_sources).
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     check_fractions(fractions)
     check_palette(palette)
     settings = {"fractions": dict(fractions), "seed": seed, "tiles": {"rows": rows, "cols": cols}}
-    with worker_pool(workers, progress) as map_:
-        pairing, checks, duplicates = check_inputs(raw_dir, rows, cols, strict, map_, prefer_label)
+    # a listing only: cheap, so a second run refuses at once
+    pairing = pair_sources(raw_dir, prefer_label)
+    check_not_input(out_dir, raw_dir, input_folders(raw_dir, pairing))
+    # A symlinked out_dir is written where it points (replacing the link would orphan the data).
+    target = out_dir.resolve() if out_dir.is_symlink() else out_dir
+    with io.dir_lock(target), worker_pool(workers, progress) as map_:
+        checks, duplicates, colour = check_inputs(raw_dir, pairing, rows, cols, strict, map_)
         digest = fingerprint(checks, {**settings, "palette": palette})
-        check_out_dir(out_dir, raw_dir, digest, overwrite)
+        check_out_dir(target, digest, overwrite)
         log_pairing(pairing, duplicates)
         kept = [c.source for c in checks]
-        split, split_source = choose_split(out_dir, kept, fractions, seed)
-        with io.atomic_dir(out_dir) as build_dir:
-            manifest = write_tiles(
+        split, split_source = choose_split(target, kept, fractions, seed)
+        with io.atomic_dir(target) as build_dir:
+            manifest, empty = write_tiles(
                 build_dir, split, kept, map_, raw_dir=raw_dir, palette=palette, rows=rows, cols=cols
             )
             report = {
@@ -300,6 +438,9 @@ def prepare_dataset(
                 "unpaired": pairing.unpaired,
                 "labels_chosen": {"prefer_label": prefer_label, "chosen": pairing.chosen},
                 "ignored": pairing.ignored,
+                "repeated_folders": pairing.repeated,
+                "empty_labels": empty,
+                "colour_originals": colour,
             }
             io.write_csv(build_dir / "manifest.csv", manifest, MANIFEST_COLUMNS)
             splits_json = {"seed": seed, "fractions": dict(fractions), **split}
@@ -317,8 +458,11 @@ def log_summary(out_dir: Path, report: Mapping) -> None:
         tiles = report["counts"]["tiles"][split]["total"]
         log.info("%-6s %7d %6d", split, by_condition["total"], tiles)
     log.info(
-        "left out: %d duplicates, %d unpaired, %d ignored (listed in report.json)",
+        "left out: %d duplicates, %d unpaired, %d ignored; %d labels with no paint, %d colour "
+        "originals (listed in report.json)",
         len(report["duplicates"]),
         len(report["unpaired"]),
         len(report["ignored"]),
+        len(report["empty_labels"]),
+        len(report["colour_originals"]),
     )

@@ -27,9 +27,17 @@ def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
 
 
 def check_fractions(fractions: Mapping[str, float]) -> None:
-    """Raise ValueError unless the split fractions are non-negative and sum to 1."""
+    """Raise ValueError unless the split fractions are non-negative numbers that sum to 1."""
     if not fractions:
         raise UsageError("no split fractions given; set split.train, split.val and split.test")
+    # A config typo such as split.train=abc arrives as text; name the key rather than fail in `<`.
+    not_numbers = [
+        f"split.{name}={value!r}"
+        for name, value in fractions.items()
+        if isinstance(value, bool) or not isinstance(value, int | float)
+    ]
+    if not_numbers:
+        raise UsageError(f"{', '.join(not_numbers)}: not a number; give fractions such as 0.7")
     negative = {name: value for name, value in fractions.items() if value < 0}
     if negative:
         raise UsageError(f"negative split fractions {negative}; use values in [0, 1]")

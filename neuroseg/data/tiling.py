@@ -8,6 +8,10 @@ import numpy as np
 
 from neuroseg.errors import UsageError
 
+# The U-Nets halve their input five times, so 32 px a side is the smallest they take; smaller
+# tiles would only be padded back up, and a bad grid could write millions of 1-pixel files.
+MIN_TILE_PX = 32
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -40,6 +44,17 @@ def tile_grid(height: int, width: int, rows: int, cols: int) -> list[Tile]:
         for r in range(rows)
         for c in range(cols)
     ]
+
+
+def check_tile_size(height: int, width: int, rows: int, cols: int) -> None:
+    """Raise UsageError when a rows x cols grid cuts (height, width) below MIN_TILE_PX a side."""
+    tile_h, tile_w = height // rows, width // cols
+    if min(tile_h, tile_w) < MIN_TILE_PX:
+        raise UsageError(
+            f"tiles.rows={rows} tiles.cols={cols} cut a {height}x{width} image into "
+            f"{tile_h}x{tile_w} px tiles, under the network's {MIN_TILE_PX} px input; use at most "
+            f"{max(height // MIN_TILE_PX, 1)} rows and {max(width // MIN_TILE_PX, 1)} cols"
+        )
 
 
 def cut(array: np.ndarray, tile: Tile) -> np.ndarray:
