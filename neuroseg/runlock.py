@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 
 from neuroseg import io
+from neuroseg.errors import USAGE_STATUS
 
 LOCK_NAME = ".train.lock"  # inside the run folder; holds the PID of the run using it
 
@@ -47,8 +48,9 @@ class RunFolderLock(Callback):
         except FileExistsError as error:
             # Hydra turns a callback's exceptions into warnings and runs on (overwriting the
             # first run's snapshot); only SystemExit stops it here. Status 2: change the command.
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(2) from None
+            # The same one line as every other user error (neuroseg.cli).
+            print(error, file=sys.stderr)
+            raise SystemExit(USAGE_STATUS) from None
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._held.close()
