@@ -245,6 +245,28 @@ def test_edited_split_is_reused(raw_dir: Path, tmp_path: Path) -> None:
     assert not list((out_dir / "train" / "images").glob(f"{moved}_r*"))
 
 
+def test_added_images_never_move_a_placed_one(raw_copy: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    held = tmp_path / "held"
+    held.mkdir()
+    for tree in ("originals", "labels", "labels_axons"):  # take 400_4/2 out, with its labels
+        for path in (raw_copy / tree / "400_4").glob("*2.*"):
+            shutil.move(path, held / f"{tree}-{path.name}")
+    run(raw_copy, out_dir)
+    before = json.loads((out_dir / "splits.json").read_text())
+    before["test"].append(before["train"].pop())  # a reviewed split, unlike the seeded one
+    (out_dir / "splits.json").write_text(json.dumps(before))
+    for path in held.iterdir():  # the image comes back, as a corrected prediction would
+        tree, name = path.name.split("-", 1)
+        shutil.move(path, raw_copy / tree / "400_4" / name)
+    report = run(raw_copy, out_dir, "overwrite=true")
+    after = json.loads((out_dir / "splits.json").read_text())
+    for name in SPLITS:
+        assert set(before[name]) <= set(after[name])
+    assert report["split"] == "kept from an earlier splits.json; 1 new images split by seed"
+    assert sum(len(after[name]) for name in SPLITS) == sum(len(before[n]) for n in SPLITS) + 1
+
+
 def test_interrupted_run_leaves_nothing(
     raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from neuroseg.data.split import grouped_split, largest_remainder, natural_key
+from neuroseg.data.split import extend_split, grouped_split, largest_remainder, natural_key
 
 FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 CONDITIONS = ("200_2", "200_4", "400_2", "400_4", "empty")
@@ -96,3 +96,17 @@ def test_bad_fractions(fractions: dict[str, float], match: str) -> None:
 def test_repeated_ids_are_an_error() -> None:
     with pytest.raises(ValueError, match="200_2_1"):
         grouped_split(["200_2_1", "200_2_1"], ["200_2", "200_2"], FRACTIONS, seed=0)
+
+
+def test_extend_split_keeps_placed_images_and_splits_new_ones_alone() -> None:
+    fractions = {"train": 0.5, "val": 0.25, "test": 0.25}
+    previous = {"train": ["a1", "a2"], "val": ["a3"], "test": ["a4", "gone"]}
+    ids = ["a1", "a2", "a3", "a4", "b1", "b2", "b3", "b4"]
+    groups = ["a"] * 4 + ["b"] * 4
+    split = extend_split(previous, ids, groups, fractions, seed=0)
+    assert split["test"][:1] == ["a4"] and "gone" not in split["test"]
+    for name, members in previous.items():  # nothing placed before moves
+        assert {m for m in members if m != "gone"} <= set(split[name])
+    fresh = grouped_split(["b1", "b2", "b3", "b4"], ["b"] * 4, fractions, seed=0)
+    for name in fractions:
+        assert [i for i in split[name] if i.startswith("b")] == fresh[name]

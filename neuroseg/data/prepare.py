@@ -43,7 +43,13 @@ from neuroseg.data.pairing import (
     pair_sources,
     read_original,
 )
-from neuroseg.data.split import check_fractions, grouped_split, load_split, natural_key
+from neuroseg.data.split import (
+    check_fractions,
+    extend_split,
+    grouped_split,
+    load_split,
+    natural_key,
+)
 from neuroseg.data.tiling import check_tile_size, cut, tile_grid
 from neuroseg.errors import ChoiceError, InputError, PathTakenError, UsageError
 from neuroseg.task import AXON, NEURON
@@ -343,12 +349,23 @@ def tile_size_problems(
 def choose_split(
     out_dir: Path, kept: Sequence[Source], fractions: Mapping[str, float], seed: int
 ) -> tuple[dict[str, list[str]], str]:
-    """The seeded split, or an earlier splits.json for the same images and settings; and which."""
+    """The seeded split, or an earlier splits.json's (same settings) extended to new images;
+    and which, with the images added to or gone from the earlier split."""
     ids = [source.image_id for source in kept]
-    seeded = grouped_split(ids, [source.condition for source in kept], fractions, seed)
-    split = load_split(out_dir, ids, fractions, seed) or seeded
+    groups = [source.condition for source in kept]
+    seeded = grouped_split(ids, groups, fractions, seed)
+    previous = load_split(out_dir, fractions, seed)
+    if previous is None:
+        return seeded, "seeded"
+    split = extend_split(previous, ids, groups, fractions, seed)
     # Name the source only when it changes the result, so reruns stay byte-identical.
-    return split, "seeded" if split == seeded else "kept from an earlier splits.json"
+    if split == seeded:
+        return split, "seeded"
+    listed = {i for members in previous.values() for i in members}
+    added, gone = len(set(ids) - listed), len(listed - set(ids))
+    changes = [f"{added} new images split by seed"] * bool(added)
+    changes += [f"{gone} no longer present"] * bool(gone)
+    return split, "; ".join(["kept from an earlier splits.json", *changes])
 
 
 def write_tiles(
@@ -400,9 +417,9 @@ def prepare_dataset(
     Re-running with the same inputs and settings rewrites byte-identical files; another prepared
     dataset is only replaced with overwrite=True, and anything else (raw data above all) never.
     The run holds io.dir_lock(out_dir) throughout: a second run into it refuses at once. An
-    earlier splits.json for the same images and settings is kept, so a reviewed or hand-edited
-    split survives reruns. `prefer_label`
-    picks between a JPEG and a PNG label of one image (see pairing.pair_sources).
+    earlier splits.json with the same settings is kept, so a reviewed or hand-edited split
+    survives reruns, and images added since never move a placed one (split.extend_split).
+    `prefer_label` picks between a JPEG and a PNG label of one image (see pairing.pair_sources).
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     check_fractions(fractions)

@@ -167,25 +167,48 @@ def grouped_split(
 
 
 def load_split(
-    out_dir: Path, image_ids: Sequence[str], fractions: Mapping[str, float], seed: int
+    out_dir: Path, fractions: Mapping[str, float], seed: int
 ) -> dict[str, list[str]] | None:
-    """The split in an earlier `splits.json` if it covers exactly these images with these settings.
+    """The split in an earlier `splits.json` made with these fractions and seed, or None.
 
-    Reusing it keeps a split fixed on disk (it may have been reviewed or hand-edited); any
-    mismatch returns None and a new split is made.
+    It may list other images than this run has: `extend_split` keeps what still applies.
     """
     path = out_dir / "splits.json"
     if not path.is_file():
         return None
     try:
         saved = json.loads(path.read_text())
-        split = {name: list(saved[name]) for name in fractions}
+        split = {name: [str(i) for i in saved[name]] for name in fractions}
         same = saved["seed"] == seed and saved["fractions"] == dict(fractions)
     except (ValueError, KeyError, TypeError):
         log.warning("%s: unreadable, making a new split", path)
         return None
     listed = [image_id for ids in split.values() for image_id in ids]
-    if not same or len(listed) != len(set(listed)) or set(listed) != set(image_ids):
-        log.info("%s: made for other images or settings, making a new split", path)
+    if not same or len(listed) != len(set(listed)):
+        log.info("%s: made with other settings, making a new split", path)
         return None
-    return {name: sorted(ids, key=natural_key) for name, ids in split.items()}
+    return split
+
+
+def extend_split(
+    previous: Mapping[str, Sequence[str]],
+    ids: Sequence[str],
+    groups: Sequence[str],
+    fractions: Mapping[str, float],
+    seed: int,
+) -> dict[str, list[str]]:
+    """`previous` for the images it already placed; the others split by `grouped_split` alone.
+
+    An image never changes sets when others are added or removed: a test image of an earlier
+    run stays a test image after corrected predictions join the raw tree, so a fine-tuned model
+    is never scored on images it trained on. Images no longer present are dropped.
+    """
+    present = set(ids)
+    split = {name: [i for i in previous.get(name, []) if i in present] for name in fractions}
+    placed = {i for members in split.values() for i in members}
+    new = [(i, g) for i, g in zip(ids, groups, strict=True) if i not in placed]
+    if new:
+        fresh = grouped_split([i for i, _ in new], [g for _, g in new], fractions, seed)
+        for name in fractions:
+            split[name].extend(fresh[name])
+    return {name: sorted(members, key=natural_key) for name, members in split.items()}
