@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from neuroseg import io
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.data.dataset import TileDataset, collate_padded, read_manifest
-from neuroseg.data.transforms import eval_transform, normalize
+from neuroseg.data.transforms import eval_transform, normalize, pad_to_multiple
 from neuroseg.task import get_task
 
 CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data" / "default.yaml"
@@ -127,7 +127,9 @@ def test_eval_sees_whole_tile_padded_with_valid_false_on_padding(
     assert valid[:h, :w].all() and valid.sum() == h * w  # False exactly on the padding
     np.testing.assert_allclose(batch["image"][0, :, :h, :w], normalize(io.scale_to_unit(image)))
     np.testing.assert_array_equal(batch["target"][0, :h, :w], mask)
-    np.testing.assert_allclose(batch["image"][0, :, h:, :], normalize(np.zeros((16, 128))))
+    # The padding is the image reflected, exactly as prediction pads a whole image.
+    expected = normalize(pad_to_multiple(io.scale_to_unit(image).astype(np.float32)))
+    np.testing.assert_allclose(batch["image"][0], expected, atol=1e-6)
 
 
 def test_train_valid_marks_padding_when_crop_exceeds_tile(prepared: Path) -> None:
@@ -193,7 +195,7 @@ def test_shipped_config_builds_with_persistent_workers_and_no_workers(prepared: 
 def test_collate_pads_mixed_sizes_with_invalid_pixels() -> None:
     def sample(h: int, w: int) -> dict:
         return {
-            "image": torch.zeros(3, h, w),
+            "image": torch.rand(3, h, w),
             "target": torch.ones(h, w, dtype=torch.int64),
             "valid": torch.ones(h, w, dtype=torch.bool),
             "tile": f"t{h}",
@@ -201,6 +203,8 @@ def test_collate_pads_mixed_sizes_with_invalid_pixels() -> None:
 
     batch = collate_padded([sample(32, 64), sample(64, 32)])
     assert batch["image"].shape == (2, 3, 64, 64) and batch["tile"] == ["t32", "t64"]
+    # Images are reflected like every other padding: row 32 mirrors row 30.
+    torch.testing.assert_close(batch["image"][0, :, 32], batch["image"][0, :, 30])
     assert batch["valid"].sum(dim=(1, 2)).tolist() == [32 * 64, 64 * 32]
     assert batch["target"][0, 32:].eq(0).all()
 

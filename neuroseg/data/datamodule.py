@@ -17,11 +17,10 @@ from neuroseg.data.dataset import (
     split_tiles,
 )
 from neuroseg.data.transforms import eval_transform, train_transform
+from neuroseg.models.ternausnet import SIZE_MULTIPLE
 from neuroseg.task import get_task
 
 SPLITS = ("train", "val", "test")
-# The encoder halves the image five times, so network inputs must be multiples of 2**5.
-SIZE_MULTIPLE = 32
 
 
 class NeuroSegDataModule(pl.LightningDataModule):
