@@ -14,14 +14,11 @@ from omegaconf import OmegaConf
 from neuroseg import io
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.data.dataset import TileDataset, collate_padded, read_manifest
+from neuroseg.data.manifest import write_prepared_tree
 from neuroseg.data.transforms import eval_transform, normalize, pad_to_multiple
 from neuroseg.task import get_task
 
 CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data" / "default.yaml"
-COLUMNS = (
-    "tile split condition source image_id row col y0 x0 height width source_height source_width "
-    "px_background px_neurons px_axons"
-).split()
 TILE_HW = (80, 112)  # not multiples of 32, so val/test padding shows
 CROP_HW = [64, 96]
 
@@ -33,50 +30,20 @@ def write_prepared(
     seed: int = 0,
     counts: dict | None = None,
 ) -> Path:
-    """A prepared tree as `neuroseg.prepare` writes it: 2x2 tiles per image, split per image."""
+    """A prepared tree as `neuroseg.prepare` writes it: 2x2 tiles of TILE_HW per random image."""
     rng = np.random.default_rng(seed)
     counts = counts or {"train": 2, "val": 1, "test": 1}
-    height, width = TILE_HW
-    rows = []
-    number = 0
-    for split, images in counts.items():
-        for _ in range(images):
-            number += 1
-            for r in range(2):
-                for c in range(2):
-                    tile = f"200_2_{number}_r{r}c{c}"
-                    image8 = rng.integers(0, 256, TILE_HW, dtype=np.uint8)
-                    image = image8 if dtype == np.uint8 else image8.astype(np.uint16) * 257
-                    classes = rng.integers(0, 3, TILE_HW, dtype=np.uint8)
-                    io.write_tiff(root / split / "images" / f"{tile}.tif", image)
-                    io.write_png(
-                        root / split / "masks" / f"{tile}.png", (classes == 1) * np.uint8(1)
-                    )
-                    if axons:
-                        io.write_png(root / split / "masks_axons" / f"{tile}.png", classes)
-                    counts_px = np.bincount(classes.ravel(), minlength=3)
-                    rows.append(
-                        dict(
-                            tile=tile,
-                            split=split,
-                            condition="200_2",
-                            source=f"originals/200_2/{number}.tif",
-                            image_id=f"200_2_{number}",
-                            row=r,
-                            col=c,
-                            y0=r * height,
-                            x0=c * width,
-                            height=height,
-                            width=width,
-                            source_height=2 * height,
-                            source_width=2 * width,
-                            px_background=counts_px[0],
-                            px_neurons=counts_px[1],
-                            px_axons=counts_px[2] if axons else 0,
-                        )
-                    )
-    io.write_csv(root / "manifest.csv", rows, COLUMNS)
-    return root
+    splits = [split for split, images in counts.items() for _ in range(images)]
+    images = []
+    for number, split in enumerate(splits, start=1):
+        image8 = rng.integers(0, 256, (2 * TILE_HW[0], 2 * TILE_HW[1]), dtype=np.uint8)
+        image = image8 if dtype == np.uint8 else image8.astype(np.uint16) * 257
+        classes = rng.integers(0, 3, image.shape, dtype=np.uint8)
+        images.append(
+            dict(split=split, condition="200_2", image_id=f"200_2_{number}", image=image)
+            | dict(classes=classes)
+        )
+    return write_prepared_tree(root, images, axons=axons)
 
 
 def datamodule(data_dir: Path, task: str = "binary", **overrides: object) -> NeuroSegDataModule:

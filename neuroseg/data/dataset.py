@@ -11,24 +11,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from neuroseg.data.manifest import MANIFEST_INT_COLUMNS
 from neuroseg.data.transforms import normalize, pad_image, pad_mask
 from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
 from neuroseg.task import Task
 
 PREPARE_HINT = "run `python -m neuroseg.prepare` to build the prepared dataset"
-MANIFEST_INT_COLUMNS = (
-    "row",
-    "col",
-    "y0",
-    "x0",
-    "height",
-    "width",
-    "source_height",
-    "source_width",
-    "px_background",
-    "px_neurons",
-    "px_axons",
-)
 
 Sample = dict[str, torch.Tensor | str]
 ManifestRow = dict[str, str | int | None]
