@@ -19,7 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
-from neuroseg.train import resume_path, train
+from neuroseg.train import optimized_value, resume_path, train
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny and fast: random weights, small crops, no loader workers.
@@ -251,3 +251,53 @@ def test_ddp_on_cpu_with_two_processes(prepared_dir: Path, tmp_path: Path) -> No
     assert result.returncode == 0, output[-3000:]
     assert "distributed_backend=gloo" in output and "All distributed processes registered" in output
     assert "test/iou" in output
+
+
+def fit_epochs(prepared_dir: Path, tmp_path: Path, epochs: int, extra: list[str]) -> dict:
+    """Fit `epochs` short epochs (2 train batches, 1 val batch), no test; last.ckpt as saved."""
+    overrides = [*FAST, *SHORT, f"data.dir={prepared_dir}", f"paths.output_dir={tmp_path}"]
+    overrides += [f"trainer.max_epochs={epochs}", "test=false", "logger=csv", *extra]
+    train(compose_train(overrides))
+    return torch.load(
+        tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+
+
+def last_lr(saved: dict) -> float:
+    return saved["optimizer_states"][0]["param_groups"][0]["lr"]
+
+
+def test_plateau_scheduler_halves_the_lr_when_val_iou_stalls(
+    prepared_dir: Path, tmp_path: Path
+) -> None:
+    # An absolute threshold of 2 IoU can never be beaten, so every epoch after the first stalls.
+    extra = ["scheduler=plateau", "scheduler.patience=0", "+scheduler.threshold_mode=abs"]
+    saved = fit_epochs(prepared_dir, tmp_path, 3, [*extra, "+scheduler.threshold=2.0"])
+    assert saved["epoch"] == 2
+    assert last_lr(saved) == pytest.approx(1e-3 * 0.5**2)  # stalled after epochs 2 and 3
+    assert saved["lr_schedulers"][0]["num_bad_epochs"] == 0  # reset by the cut
+
+
+def test_cosine_scheduler_follows_the_cosine_per_epoch(prepared_dir: Path, tmp_path: Path) -> None:
+    saved = fit_epochs(prepared_dir, tmp_path, 2, ["scheduler=cosine"])
+    # T_max = max_epochs = 2: after 2 epochs the LR sits at eta_min.
+    assert saved["lr_schedulers"][0]["last_epoch"] == 2
+    assert last_lr(saved) == pytest.approx(1e-6)
+
+
+def test_early_stopping_stops_before_max_epochs(prepared_dir: Path, tmp_path: Path) -> None:
+    # min_delta 2 IoU: no epoch after the first counts as better, so patience 1 ends epoch 2.
+    extra = ["callbacks=early_stopping", "callbacks.early_stopping.patience=1"]
+    saved = fit_epochs(
+        prepared_dir, tmp_path, 6, [*extra, "callbacks.early_stopping.min_delta=2.0"]
+    )
+    assert saved["epoch"] == 1  # 0-based: stopped after the second of six epochs
+    stopper = next(v for k, v in saved["callbacks"].items() if k.startswith("EarlyStopping"))
+    assert stopper["stopped_epoch"] == 1 and stopper["wait_count"] == 1
+
+
+def test_missing_optimized_metric_names_it_and_the_logged_ones() -> None:
+    metrics = {"val/iou": 0.5, "train/loss": 0.1}
+    assert optimized_value(metrics, "val/iou") == 0.5 and optimized_value(metrics, None) is None
+    with pytest.raises(KeyError, match=r"optimized_metric='val/ioo'.*\['train/loss', 'val/iou'\]"):
+        optimized_value(metrics, "val/ioo")
