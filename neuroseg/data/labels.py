@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from skimage import morphology
 
-from neuroseg import io
 from neuroseg.task import AXON, BACKGROUND, NEURON
 
 # JFIF's RGB -> (Y, Cb, Cr) matrix (the one JPEG files use); chroma here is centred on 0.
@@ -154,11 +152,3 @@ def class_mask(rgb: np.ndarray, palette: Mapping[str, object]) -> np.ndarray:
     """(H, W) uint8 0/1/2 mask of a label with axons painted too (the `labels_axons/` copies)."""
     check_palette(palette)
     return mask_from_palette(rgb, **palette)
-
-
-def read_mask(path: Path, palette: Mapping[str, object], task: str) -> np.ndarray:
-    """Read a painted label and return its mask for `task` (binary 0/1 or axons 0/1/2)."""
-    readers = {"binary": neuron_mask, "axons": class_mask}
-    if task not in readers:
-        raise KeyError(f"unknown task {task!r}; choose one of {sorted(readers)}")
-    return readers[task](io.read_rgb(path), palette)
