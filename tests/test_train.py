@@ -19,7 +19,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
-from neuroseg.train import optimized_value, resume_path, train
+from neuroseg.lit import SegmentationModule
+from neuroseg.models.ternausnet import UNet11, UNet16
+from neuroseg.precision import resolve_precision
+from neuroseg.train import IMAGE_KEYS, optimized_value, resume_path, train
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny and fast: random weights, small crops, no loader workers.
@@ -40,20 +43,34 @@ def compose_train(overrides: list[str]) -> DictConfig:
         return compose("train", overrides=overrides)
 
 
-@pytest.mark.parametrize("encoder", ["vgg11", "vgg16"])
-@pytest.mark.parametrize("task", ["binary", "axons"])
-@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp"])
-def test_every_encoder_task_and_trainer_composes(
-    encoder: str, task: str, trainer: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("encoder", "task", "unet", "channels"),
+    [("vgg11", "binary", UNet11, 1), ("vgg16", "axons", UNet16, 3)],
+)
+def test_composed_encoder_and_task_build_the_network_train_fits(
+    encoder: str, task: str, unet: type, channels: int
 ) -> None:
-    cfg = compose_train(
-        [f"encoder={encoder}", f"task={task}", f"trainer={trainer}", f"paths.output_dir={tmp_path}"]
+    cfg = compose_train([f"encoder={encoder}", f"task={task}", "encoder.weights=null"])
+    model = SegmentationModule(
+        encoder=cfg.encoder,
+        task=cfg.task.name,
+        optimizer=instantiate(cfg.optimizer),
+        **{key: value for key, value in cfg.model.items() if key not in IMAGE_KEYS},
     )
-    OmegaConf.resolve(cfg)
-    assert cfg.encoder.name == encoder and cfg.task.name == task
-    assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
-    assert cfg.trainer.precision == ("32-true" if trainer == "default" else "bf16-mixed")
-    assert cfg.get("trainer").get("strategy", "auto") == ("ddp" if trainer == "ddp" else "auto")
+    assert type(model.model) is unet
+    assert model(torch.rand(1, 3, 64, 64)).shape == (1, channels, 64, 64)
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu"])
+def test_cpu_trainer_configs_make_a_trainer_writing_under_the_run(
+    trainer: str, tmp_path: Path
+) -> None:
+    cfg = compose_train([f"trainer={trainer}", f"paths.output_dir={tmp_path}"])
+    precision = resolve_precision(cfg.trainer.accelerator, cfg.trainer.precision)
+    callbacks = [instantiate(node) for node in cfg.callbacks.values()]
+    made = instantiate(cfg.trainer, callbacks=callbacks, logger=False, precision=precision)
+    assert Path(made.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
+    assert made.max_epochs == cfg.trainer.max_epochs
 
 
 @pytest.mark.parametrize(
