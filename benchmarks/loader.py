@@ -25,55 +25,26 @@ from omegaconf import OmegaConf
 from neuroseg import io
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.data.dataset import load_tile, make_sample, tile_paths
+from neuroseg.data.manifest import write_prepared_tree
 from neuroseg.data.synth import make_image
 from neuroseg.data.transforms import normalize, train_transform
 from neuroseg.task import get_task
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = (
-    "tile split condition source image_id row col y0 x0 height width source_height source_width "
-    "px_background px_neurons px_axons"
-).split()
 
 
 def write_tree(out_dir: Path, images: int, seed: int = 0) -> Path:
     """Prepared tree: all but two images train, one val, one test; 2x2 tiles each, with axons."""
     rng = np.random.default_rng(seed)
     splits = ["train"] * (images - 2) + ["val", "test"]
-    rows = []
+    items = []
     for number, split in enumerate(splits, start=1):
         synth = make_image(rng, condition="200_2")
-        height, width = synth.image.shape[0] // 2, synth.image.shape[1] // 2
-        for r in range(2):
-            for c in range(2):
-                tile = f"200_2_{number}_r{r}c{c}"
-                window = np.s_[r * height : (r + 1) * height, c * width : (c + 1) * width]
-                classes = synth.classes[window]
-                io.write_tiff(out_dir / split / "images" / f"{tile}.tif", synth.image[window])
-                io.write_png(
-                    out_dir / split / "masks" / f"{tile}.png", (classes == 1) * np.uint8(1)
-                )
-                io.write_png(out_dir / split / "masks_axons" / f"{tile}.png", classes)
-                px = np.bincount(classes.ravel(), minlength=3)
-                rows.append(
-                    dict(
-                        zip(
-                            COLUMNS,
-                            (
-                                tile,
-                                split,
-                                "200_2",
-                                f"originals/200_2/{number}.tif",
-                                f"200_2_{number}",
-                            )
-                            + (r, c, r * height, c * width, height, width)
-                            + (*synth.image.shape, *px),
-                            strict=True,
-                        )
-                    )
-                )
-    io.write_csv(out_dir / "manifest.csv", rows, COLUMNS)
-    return out_dir
+        items.append(
+            dict(split=split, condition="200_2", image_id=f"200_2_{number}")
+            | dict(image=synth.image, classes=synth.classes)
+        )
+    return write_prepared_tree(out_dir, items)
 
 
 def time_loader(

@@ -145,7 +145,12 @@ def score_split(
 
 def format_table(summary: Sequence[dict], level: str = "image") -> str:
     """Markdown table of the summary rows of one level (printed and logged to TensorBoard)."""
-    lines = ["| condition | class | metric | n | mean | std | min | max |", "|---" * 8 + "|"]
+    lines = [
+        f"Scores per {level}: n, mean, std, min and max over {level}s",
+        "",
+        "| condition | class | metric | n | mean | std | min | max |",
+        "|---" * 8 + "|",
+    ]
     for row in summary:
         if row["level"] == level:
             stats = " | ".join(f"{row[s]:.4f}" for s in STATS[1:])
@@ -153,6 +158,26 @@ def format_table(summary: Sequence[dict], level: str = "image") -> str:
                 f"| {row['condition']} | {row['class']} | {row['metric']} | {row['n']} | {stats} |"
             )
     return "\n".join(lines)
+
+
+def split_metrics(
+    split: str, summary: Sequence[dict], matrix: np.ndarray, class_names: Sequence[str]
+) -> dict[str, float]:
+    """Scores named by their reduction: `<split>/image_<metric>[_<class>]` is the mean over
+    images of per-image scores; `<split>/<metric>[_<class>]` is pooled over every pixel of the
+    split (the summed confusion matrix), which is what training logs as `val|test/iou`.
+    """
+    metrics = {
+        f"{split}/image_{row['metric']}_{row['class']}": float(row["mean"])
+        for row in summary
+        if row["level"] == "image" and row["condition"] == "all"
+    }
+    metrics |= {f"{split}/{name}": value for name, value in score_row(matrix, class_names).items()}
+    for prefix in ("image_", ""):
+        values = [metrics[f"{split}/{prefix}iou_{name}"] for name in class_names[1:]]
+        defined = [value for value in values if not np.isnan(value)]
+        metrics[f"{split}/{prefix}iou"] = float(np.mean(defined)) if defined else float("nan")
+    return metrics
 
 
 def log_tensorboard(output: Path, split: str, metrics: dict[str, float], table: str) -> None:
@@ -196,27 +221,24 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     write_csv(
         output / "confusion_matrix.csv", matrix_rows(matrix, task.class_names), matrix_columns
     )
-    metrics = {
-        f"{cfg.split}/{row['metric']}_{row['class']}": row["mean"]
-        for row in summary
-        if row["level"] == "image" and row["condition"] == "all"
-    }
-    metrics[f"{cfg.split}/iou"] = float(
-        np.nanmean([metrics[f"{cfg.split}/iou_{name}"] for name in task.foreground])
-    )
+    metrics = split_metrics(cfg.split, summary, matrix, task.class_names)
     table = format_table(summary)
     log_tensorboard(output, cfg.split, metrics, table)
     print(
         f"{cfg.split}: {len(image_rows)} images, {len(tile_rows)} tiles, threshold {threshold:.3f}"
     )
     print(table)
+    pooled = ", ".join(
+        f"{name} {metrics[f'{cfg.split}/iou_{name}']:.4f}" for name in task.foreground
+    )
+    print(f"{cfg.split} IoU pooled over all pixels: {pooled}")
     return metrics | {"threshold": threshold}
 
 
 @command("evaluate")
 def main(cfg: DictConfig) -> float:
-    """Entry point; returns mean image IoU so a sweep can optimise it."""
-    return evaluate(cfg)[f"{cfg.split}/iou"]
+    """Entry point; returns the mean over images of per-image IoU so a sweep can optimise it."""
+    return evaluate(cfg)[f"{cfg.split}/image_iou"]
 
 
 if __name__ == "__main__":

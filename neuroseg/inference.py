@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from neuroseg.bars import progress_bar
-from neuroseg.data.transforms import normalize
+from neuroseg.data.transforms import normalize, pad_to_multiple
 from neuroseg.errors import UsageError
+from neuroseg.models.ternausnet import SIZE_MULTIPLE
 
-# The encoder downsamples five times; inputs must be multiples of 2**5.
-SIZE_MULTIPLE = 32
+__all__ = ["SIZE_MULTIPLE", "pad_to_multiple"]  # re-exported: callers pad as training does
 # Flips averaged by test-time augmentation, as tensor dims of (N, C, H, W): none, h, v, both.
 TTA_FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
 
@@ -62,20 +62,6 @@ def blend_weights(window_hw: tuple[int, int], single_hw: tuple[bool, bool]) -> n
         for length, single in zip(window_hw, single_hw, strict=True)
     ]
     return np.outer(axes[0], axes[1])
-
-
-def pad_to_multiple(image: np.ndarray, multiple: int = SIZE_MULTIPLE) -> np.ndarray:
-    """Reflect-pad an (H, W) array at bottom/right so both sides are multiples of `multiple`.
-
-    Reflection (not zeros) keeps the border statistics the network saw in training crops.
-    """
-    pad_h = -image.shape[0] % multiple
-    pad_w = -image.shape[1] % multiple
-    if pad_h == 0 and pad_w == 0:
-        return image
-    return np.pad(
-        image, ((0, pad_h), (0, pad_w)), mode="symmetric" if min(image.shape) < 2 else "reflect"
-    )
 
 
 def probabilities(logits_nchw: torch.Tensor) -> torch.Tensor:

@@ -1,22 +1,19 @@
-"""SegmentationModule: the U-Net with its loss, metrics, optimiser and validation images."""
+"""SegmentationModule: the U-Net with its loss, metrics and optimiser."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import TensorBoardLogger
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
 from neuroseg.losses import SegmentationLoss
-from neuroseg.metrics import SegmentationMetrics, classes_from_logits, classes_from_target
+from neuroseg.metrics import SegmentationMetrics
 from neuroseg.models.ternausnet import build_model
-from neuroseg.overlay import CLASS_COLORS, gray_to_rgb8, overlay
 from neuroseg.task import get_task
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
@@ -29,31 +26,6 @@ def plain(config: Mapping | None) -> dict | None:
     if isinstance(config, DictConfig):
         return OmegaConf.to_container(config, resolve=True)
     return None if config is None else dict(config)
-
-
-def display_gray(image: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
-    """(H, W) uint8 of a normalised (3, H, W) image, stretched over its valid pixels."""
-    gray = image[0].float()
-    inside = gray[valid] if valid.any() else gray.flatten()
-    low, high = inside.min(), inside.max()
-    unit = ((gray - low) / (high - low).clamp_min(1e-6)).clamp(0, 1)
-    return (unit * 255).round().to(torch.uint8).cpu().numpy()
-
-
-def tile_panel(
-    image: torch.Tensor, target: torch.Tensor, pred: torch.Tensor, valid: torch.Tensor
-) -> np.ndarray:
-    """(H, 3W, 3) uint8: input | ground-truth overlay | prediction overlay of one tile."""
-    gray = display_gray(image, valid)
-    truth, predicted = target.cpu().numpy(), pred.cpu().numpy()
-    return np.concatenate(
-        [
-            gray_to_rgb8(gray),
-            overlay(gray, truth, CLASS_COLORS),
-            overlay(gray, predicted, CLASS_COLORS),
-        ],
-        axis=1,
-    )
 
 
 class SegmentationModule(pl.LightningModule):
@@ -75,8 +47,6 @@ class SegmentationModule(pl.LightningModule):
         threshold: float = 0.5,
         channels_last: bool = False,
         compile: bool = False,
-        image_every_n_epochs: int = 5,
-        image_count: int = 4,
     ) -> None:
         super().__init__()
         encoder, loss = plain(encoder), plain(loss) or {}
@@ -101,7 +71,6 @@ class SegmentationModule(pl.LightningModule):
         self.test_loss = MeanMetric()
         self.make_optimizer = optimizer
         self.make_scheduler = scheduler
-        self.images_logged = 0
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Logits (N, C, H, W) of normalised images (N, 3, H, W), H and W multiples of 32."""
@@ -136,10 +105,9 @@ class SegmentationModule(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")[0]
 
-    def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        logits = self._step(batch, "val")[1]
-        if self._wants_images():
-            self._log_images(batch, logits)
+    def validation_step(self, batch: Batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Score the batch; its logits go to callbacks (`callbacks.ValidationImages` draws them)."""
+        return {"logits": self._step(batch, "val")[1].detach()}
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._step(batch, "test")
@@ -156,44 +124,11 @@ class SegmentationModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._epoch_end("train")
 
-    def on_validation_epoch_start(self) -> None:
-        self.images_logged = 0
-
     def on_validation_epoch_end(self) -> None:
         self._epoch_end("val")
 
     def on_test_epoch_end(self) -> None:
         self._epoch_end("test")
-
-    def _tensorboard(self) -> TensorBoardLogger | None:
-        """The run's TensorBoard logger, if one is configured."""
-        return next((lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)), None)
-
-    def _wants_images(self) -> bool:
-        """True on rank zero, every `image_every_n_epochs`, until `image_count` tiles are logged."""
-        every = self.hparams.image_every_n_epochs
-        return (
-            every > 0
-            and self.current_epoch % every == 0
-            and not self.trainer.sanity_checking
-            and self.trainer.is_global_zero
-            and self.images_logged < self.hparams.image_count
-            and self._tensorboard() is not None
-        )
-
-    def _log_images(self, batch: Batch, logits: torch.Tensor) -> None:
-        """Add input | truth | prediction panels of this batch's first tiles to TensorBoard."""
-        writer = self._tensorboard().experiment
-        pred = classes_from_logits(logits, self.hparams.threshold)
-        target = classes_from_target(batch["target"])
-        count = min(len(pred), self.hparams.image_count - self.images_logged)
-        for index in range(count):
-            panel = tile_panel(
-                batch["image"][index], target[index], pred[index], batch["valid"][index]
-            )
-            tag = f"val_tiles/{batch['tile'][index]}"
-            writer.add_image(tag, panel, global_step=self.global_step, dataformats="HWC")
-        self.images_logged += count
 
     def configure_optimizers(self) -> Optimizer | dict[str, Any]:
         """The configured optimiser, and its scheduler stepped once per epoch if one is set."""

@@ -35,6 +35,29 @@ def weighted_mean(
     return (pixel_loss * pixel_weight).sum() / pixel_weight.sum().clamp_min(eps)
 
 
+def jaccard_ce_loss(
+    pixel_loss: torch.Tensor,
+    labels: torch.Tensor,
+    probs: torch.Tensor,
+    onehot: torch.Tensor,
+    valid: torch.Tensor,
+    alpha: float,
+    class_weights: torch.Tensor | None,
+    eps: float = EPS,
+) -> torch.Tensor:
+    """Scalar (1 - alpha) * mean cross-entropy - alpha * sum over channels of log(soft Jaccard).
+
+    The body both tasks share. `pixel_loss` (N, H, W) float is the per-pixel cross-entropy,
+    `labels` (N, H, W) int64 the class of each pixel (indexes `class_weights`, (K,) float),
+    `probs` and `onehot` (N, C, H, W) float in [0, 1], `valid` (N, H, W) bool (padding False).
+    """
+    weight = valid.float()
+    if class_weights is not None:
+        weight = weight * class_weights[labels]
+    jaccard = soft_jaccard(probs, onehot, valid, eps)
+    return (1 - alpha) * weighted_mean(pixel_loss, weight, eps) - alpha * torch.log(jaccard).sum()
+
+
 def binary_loss(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -50,11 +73,9 @@ def binary_loss(
     """
     logits, target = logits.float(), target.float()
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")[:, 0]
-    weight = valid.float()
-    if class_weights is not None:
-        weight = weight * class_weights[target[:, 0].long()]
-    jaccard = soft_jaccard(torch.sigmoid(logits), target, valid, eps)
-    return (1 - alpha) * weighted_mean(bce, weight, eps) - alpha * torch.log(jaccard).sum()
+    labels = target[:, 0].long()
+    probs = torch.sigmoid(logits)
+    return jaccard_ce_loss(bce, labels, probs, target, valid, alpha, class_weights, eps)
 
 
 def multiclass_loss(
@@ -75,16 +96,11 @@ def multiclass_loss(
     # Padding may hold any label; point it at class 0 so indexing is safe, its weight is zero.
     target = torch.where(valid, target, torch.zeros_like(target))
     cross_entropy = F.cross_entropy(logits, target, reduction="none")
-    weight = valid.float()
-    if class_weights is not None:
-        weight = weight * class_weights[target]
     # Comparison, not F.one_hot: one_hot checks the label range on the host (a sync per batch).
     classes = torch.arange(num_classes, device=target.device)[None, :, None, None]
     onehot = (target[:, None] == classes).float()
-    jaccard = soft_jaccard(torch.softmax(logits, dim=1), onehot, valid, eps)
-    return (1 - alpha) * weighted_mean(cross_entropy, weight, eps) - alpha * torch.log(
-        jaccard
-    ).sum()
+    probs = torch.softmax(logits, dim=1)
+    return jaccard_ce_loss(cross_entropy, target, probs, onehot, valid, alpha, class_weights, eps)
 
 
 class SegmentationLoss(nn.Module):

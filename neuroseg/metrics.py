@@ -1,11 +1,14 @@
-"""Jaccard (IoU) and Dice per class over an epoch, padding excluded, summed across processes."""
+"""Jaccard (IoU) and Dice per class pooled over an epoch's pixels, padding excluded, summed across
+processes. The scores come from `scoring.iou_from_counts`, the rule evaluate uses too."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchmetrics import Metric
 
 from neuroseg.errors import UsageError
+from neuroseg.scoring import dice_from_counts, iou_from_counts
 from neuroseg.task import get_task
 
 
@@ -37,24 +40,14 @@ def confusion_counts(
     return true_pos, is_pred.sum(dim=dims) - true_pos, is_true.sum(dim=dims) - true_pos
 
 
-def iou_from_counts(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
-    """Jaccard tp / (tp + fp + fn) per class, float; 0 for a class absent from truth and output."""
-    denominator = tp + fp + fn
-    return torch.where(denominator > 0, tp / denominator.clamp_min(1), 0.0)
-
-
-def dice_from_counts(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
-    """Dice 2tp / (2tp + fp + fn) per class, float; 0 for a class absent from truth and output."""
-    denominator = 2 * tp + fp + fn
-    return torch.where(denominator > 0, 2 * tp / denominator.clamp_min(1), 0.0)
-
-
 class SegmentationMetrics(Metric):
-    """Per-class IoU and Dice of one stage, and their means over the foreground classes.
+    """Per-class IoU and Dice of one stage pooled over pixels, and their means over classes.
 
     `update` takes a batch's logits, target and valid mask; `compute` returns
-    `{"iou": mean, "iou_neurons": ..., "dice": mean, "dice_neurons": ...}` over every batch since
-    the last reset. The counts are summed across processes (DDP) when computed.
+    `{"iou": mean, "iou_neurons": ..., "dice": mean, "dice_neurons": ...}` from the pixel counts
+    of every batch since the last reset ("pooled over pixels": one big image, not a mean over
+    images as evaluate's `image_*` scores). A class absent from truth and prediction scores NaN,
+    and the mean skips it. The counts are summed across processes (DDP) when computed.
     """
 
     full_state_update = False
@@ -79,12 +72,17 @@ class SegmentationMetrics(Metric):
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Scores named `iou`, `iou_<class>`, `dice`, `dice_<class>` (foreground classes only)."""
+        counts = [count.cpu().numpy() for count in (self.tp, self.fp, self.fn)]
         scores: dict[str, torch.Tensor] = {}
         for metric, per_class in (
-            ("iou", iou_from_counts(self.tp, self.fp, self.fn)),
-            ("dice", dice_from_counts(self.tp, self.fp, self.fn)),
+            ("iou", iou_from_counts(*counts)),
+            ("dice", dice_from_counts(*counts)),
         ):
-            scores[metric] = per_class[1:].mean()
+            foreground = per_class[1:]
+            mean = np.nanmean(foreground) if not np.isnan(foreground).all() else np.nan
+            scores[metric] = torch.tensor(float(mean), device=self.tp.device)
             for index, name in enumerate(self.class_names[1:], start=1):
-                scores[f"{metric}_{name}"] = per_class[index]
+                scores[f"{metric}_{name}"] = torch.tensor(
+                    float(per_class[index]), device=self.tp.device
+                )
         return scores

@@ -33,21 +33,35 @@ def confusion_matrix(
     return np.bincount(codes, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    """numerator / denominator, NaN when the denominator is zero (score undefined)."""
-    return float(numerator / denominator) if denominator else float("nan")
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator as float64, NaN where the denominator is zero (score undefined)."""
+    numerator = np.asarray(numerator, dtype=np.float64)
+    denominator = np.asarray(denominator, dtype=np.float64)
+    out = np.full(np.broadcast_shapes(numerator.shape, denominator.shape), np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator != 0)
+
+
+def iou_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Jaccard tp / (tp + fp + fn) of pixel counts of any shape; NaN where a class is absent
+    from truth and prediction. The one IoU of training logs and evaluate's tables."""
+    return _ratio(tp, np.add(np.add(tp, fp), fn))
+
+
+def dice_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Dice 2tp / (2tp + fp + fn) of pixel counts of any shape; NaN where a class is absent."""
+    return _ratio(np.multiply(tp, 2), np.add(np.add(np.multiply(tp, 2), fp), fn))
 
 
 def class_scores(matrix: np.ndarray, class_id: int) -> dict[str, float]:
     """IoU, Dice, precision and recall of one class from a (K, K) confusion matrix."""
-    tp = float(matrix[class_id, class_id])
-    fn = float(matrix[class_id].sum()) - tp
-    fp = float(matrix[:, class_id].sum()) - tp
+    tp = int(matrix[class_id, class_id])
+    fn = int(matrix[class_id].sum()) - tp
+    fp = int(matrix[:, class_id].sum()) - tp
     return {
-        "iou": _ratio(tp, tp + fp + fn),
-        "dice": _ratio(2 * tp, 2 * tp + fp + fn),
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
+        "iou": float(iou_from_counts(tp, fp, fn)),
+        "dice": float(dice_from_counts(tp, fp, fn)),
+        "precision": float(_ratio(tp, tp + fp)),
+        "recall": float(_ratio(tp, tp + fn)),
     }
 
 
@@ -141,10 +155,8 @@ def best_threshold(counts: Sequence[np.ndarray], thresholds: np.ndarray) -> tupl
     """
     if not counts:
         raise InputError("no images to tune the threshold on")
-    stacked = np.stack(counts).astype(np.float64)  # (images, T, 3)
-    denominator = stacked.sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(denominator > 0, stacked[..., 0] / denominator, np.nan)
+    stacked = np.stack(counts)  # (images, T, 3)
+    iou = iou_from_counts(stacked[..., 0], stacked[..., 1], stacked[..., 2])
     defined = ~np.isnan(iou)
     mean_iou = np.where(
         defined.any(axis=0), np.nansum(iou, axis=0) / np.maximum(defined.sum(axis=0), 1), -1.0

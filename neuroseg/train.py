@@ -29,10 +29,30 @@ from neuroseg.threads import set_threads
 
 log = logging.getLogger(__name__)
 
+# conf/model keys that configure the ValidationImages callback (through conf/callbacks), kept
+# under `model` so `model.image_every_n_epochs=...` works as it always has.
+IMAGE_KEYS = ("image_every_n_epochs", "image_count")
+
 
 @command("train")
 def main(cfg: DictConfig) -> float | None:
-    return train(cfg).get(cfg.get("optimized_metric"))
+    return optimized_value(train(cfg), cfg.get("optimized_metric"))
+
+
+def optimized_value(metrics: Mapping[str, float], name: str | None) -> float | None:
+    """The metric a sweeper optimises; None when `optimized_metric` is unset.
+
+    A name that no stage logged raises instead of handing the sweeper None, which Optuna and
+    similar sweepers would take as a failed or empty trial without saying why.
+    """
+    if name is None:
+        return None
+    if name not in metrics:
+        raise KeyError(
+            f"optimized_metric={name!r} was not logged by this run; logged: {sorted(metrics)}. "
+            "Set optimized_metric to one of them (e.g. val/iou)"
+        )
+    return metrics[name]
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -59,7 +79,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         task=cfg.task.name,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        **cfg.model,
+        **{key: value for key, value in cfg.model.items() if key not in IMAGE_KEYS},
     )
     callbacks = [instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node]

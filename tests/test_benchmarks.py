@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize
 
 from benchmarks import end_to_end, grid_calibration
-from benchmarks.epoch import full_overrides, full_run
+from benchmarks.epoch import full_overrides, full_run, scaling
 from neuroseg import io
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,8 +61,19 @@ def test_full_run_with_ddp_reports_per_device(tmp_path: Path) -> None:
     assert full["devices"] == 2 and "trainer=ddp" in full["overrides"]
     assert math.isclose(full["images_per_s_per_device"], full["images_per_s"] / 2)
     assert [e["epoch"] for e in full["epochs"]] == [0, 1]
-    # Against a one-device run's JSON when there is one (none of this size here).
-    assert full["baseline"] is None or full["efficiency"] > 0
+    assert full["baseline"] is None  # no one-device run of this size to compare with
+
+
+def test_scaling_divides_per_device_rate_by_the_one_device_rate(tmp_path: Path) -> None:
+    full = {"images_per_s_per_device": 3.0}
+    assert scaling(full, tmp_path / "absent.json") == {"baseline": None}
+    single = tmp_path / "single.json"
+    io.write_json(single, {"full": {"images_per_s": 4.0, "device": "cpu"}})
+    assert scaling(full, single) == {
+        "baseline": str(single),
+        "baseline_device": "cpu",
+        "efficiency": 0.75,
+    }
 
 
 @pytest.mark.slow

@@ -14,14 +14,11 @@ from omegaconf import OmegaConf
 from neuroseg import io
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.data.dataset import TileDataset, collate_padded, read_manifest
-from neuroseg.data.transforms import eval_transform, normalize
+from neuroseg.data.manifest import write_prepared_tree
+from neuroseg.data.transforms import eval_transform, normalize, pad_to_multiple
 from neuroseg.task import get_task
 
 CONF_DATA = Path(__file__).resolve().parents[1] / "conf" / "data" / "default.yaml"
-COLUMNS = (
-    "tile split condition source image_id row col y0 x0 height width source_height source_width "
-    "px_background px_neurons px_axons"
-).split()
 TILE_HW = (80, 112)  # not multiples of 32, so val/test padding shows
 CROP_HW = [64, 96]
 
@@ -33,50 +30,20 @@ def write_prepared(
     seed: int = 0,
     counts: dict | None = None,
 ) -> Path:
-    """A prepared tree as `neuroseg.prepare` writes it: 2x2 tiles per image, split per image."""
+    """A prepared tree as `neuroseg.prepare` writes it: 2x2 tiles of TILE_HW per random image."""
     rng = np.random.default_rng(seed)
     counts = counts or {"train": 2, "val": 1, "test": 1}
-    height, width = TILE_HW
-    rows = []
-    number = 0
-    for split, images in counts.items():
-        for _ in range(images):
-            number += 1
-            for r in range(2):
-                for c in range(2):
-                    tile = f"200_2_{number}_r{r}c{c}"
-                    image8 = rng.integers(0, 256, TILE_HW, dtype=np.uint8)
-                    image = image8 if dtype == np.uint8 else image8.astype(np.uint16) * 257
-                    classes = rng.integers(0, 3, TILE_HW, dtype=np.uint8)
-                    io.write_tiff(root / split / "images" / f"{tile}.tif", image)
-                    io.write_png(
-                        root / split / "masks" / f"{tile}.png", (classes == 1) * np.uint8(1)
-                    )
-                    if axons:
-                        io.write_png(root / split / "masks_axons" / f"{tile}.png", classes)
-                    counts_px = np.bincount(classes.ravel(), minlength=3)
-                    rows.append(
-                        dict(
-                            tile=tile,
-                            split=split,
-                            condition="200_2",
-                            source=f"originals/200_2/{number}.tif",
-                            image_id=f"200_2_{number}",
-                            row=r,
-                            col=c,
-                            y0=r * height,
-                            x0=c * width,
-                            height=height,
-                            width=width,
-                            source_height=2 * height,
-                            source_width=2 * width,
-                            px_background=counts_px[0],
-                            px_neurons=counts_px[1],
-                            px_axons=counts_px[2] if axons else 0,
-                        )
-                    )
-    io.write_csv(root / "manifest.csv", rows, COLUMNS)
-    return root
+    splits = [split for split, images in counts.items() for _ in range(images)]
+    images = []
+    for number, split in enumerate(splits, start=1):
+        image8 = rng.integers(0, 256, (2 * TILE_HW[0], 2 * TILE_HW[1]), dtype=np.uint8)
+        image = image8 if dtype == np.uint8 else image8.astype(np.uint16) * 257
+        classes = rng.integers(0, 3, image.shape, dtype=np.uint8)
+        images.append(
+            dict(split=split, condition="200_2", image_id=f"200_2_{number}", image=image)
+            | dict(classes=classes)
+        )
+    return write_prepared_tree(root, images, axons=axons)
 
 
 def datamodule(data_dir: Path, task: str = "binary", **overrides: object) -> NeuroSegDataModule:
@@ -127,7 +94,9 @@ def test_eval_sees_whole_tile_padded_with_valid_false_on_padding(
     assert valid[:h, :w].all() and valid.sum() == h * w  # False exactly on the padding
     np.testing.assert_allclose(batch["image"][0, :, :h, :w], normalize(io.scale_to_unit(image)))
     np.testing.assert_array_equal(batch["target"][0, :h, :w], mask)
-    np.testing.assert_allclose(batch["image"][0, :, h:, :], normalize(np.zeros((16, 128))))
+    # The padding is the image reflected, exactly as prediction pads a whole image.
+    expected = normalize(pad_to_multiple(io.scale_to_unit(image).astype(np.float32)))
+    np.testing.assert_allclose(batch["image"][0], expected, atol=1e-6)
 
 
 def test_train_valid_marks_padding_when_crop_exceeds_tile(prepared: Path) -> None:
@@ -175,25 +144,28 @@ def test_seed_everything_makes_train_batches_reproducible(prepared: Path, num_wo
 
 def test_manifest_rows_are_typed_and_follow_loader_order(prepared: Path) -> None:
     dm = datamodule(prepared)
-    assert len(dm.manifest) == 16
-    rows = dm.manifest_rows("test")
+    manifest = read_manifest(prepared)
+    assert len(manifest) == 16
+    rows = [row for row in manifest if row["split"] == "test"]
     assert rows[1]["x0"] == 112 and rows[1]["source_width"] == 224 and rows[1]["col"] == 1
     tiles = [t for batch in dm.test_dataloader() for t in batch["tile"]]
     assert tiles == [row["tile"] for row in rows]
 
 
-def test_shipped_config_builds_with_persistent_workers_and_no_workers(prepared: Path) -> None:
-    cfg = OmegaConf.load(CONF_DATA)
-    assert "task" not in cfg and cfg.persistent_workers and cfg.crop_hw == [512, 768]
+def test_persistent_workers_switch_off_without_workers_and_lists_become_tuples(
+    prepared: Path,
+) -> None:
     dm = datamodule(prepared, persistent_workers=True)
-    assert dm.persistent_workers is False and dm.augment["noise_std_range"] == (0.0, 0.02)
-    assert len(list(dm.predict_dataloader())) == 2
+    noise = OmegaConf.load(CONF_DATA).augment.noise_std_range
+    assert dm.persistent_workers is False  # DataLoader refuses them with num_workers=0
+    assert dm.augment["noise_std_range"] == tuple(noise)  # albumentations rejects ListConfig
+    assert len(next(iter(dm.train_dataloader()))["tile"]) == 2
 
 
 def test_collate_pads_mixed_sizes_with_invalid_pixels() -> None:
     def sample(h: int, w: int) -> dict:
         return {
-            "image": torch.zeros(3, h, w),
+            "image": torch.rand(3, h, w),
             "target": torch.ones(h, w, dtype=torch.int64),
             "valid": torch.ones(h, w, dtype=torch.bool),
             "tile": f"t{h}",
@@ -201,6 +173,8 @@ def test_collate_pads_mixed_sizes_with_invalid_pixels() -> None:
 
     batch = collate_padded([sample(32, 64), sample(64, 32)])
     assert batch["image"].shape == (2, 3, 64, 64) and batch["tile"] == ["t32", "t64"]
+    # Images are reflected like every other padding: row 32 mirrors row 30.
+    torch.testing.assert_close(batch["image"][0, :, 32], batch["image"][0, :, 30])
     assert batch["valid"].sum(dim=(1, 2)).tolist() == [32 * 64, 64 * 32]
     assert batch["target"][0, 32:].eq(0).all()
 
@@ -296,8 +270,9 @@ def test_prepared_tree_from_prepare_loads_and_matches_manifest(
 ) -> None:
     dm = datamodule(prepared_dir, task)
     dm.setup()
+    manifest = read_manifest(prepared_dir)
     assert {name: len(dm.datasets[name]) for name in ("train", "val", "test")} == {
-        name: len(dm.manifest_rows(name)) for name in ("train", "val", "test")
+        name: sum(row["split"] == name for row in manifest) for name in ("train", "val", "test")
     }
     train = next(iter(dm.train_dataloader()))
     assert train["image"].shape[-2:] == tuple(CROP_HW)
@@ -306,7 +281,7 @@ def test_prepared_tree_from_prepare_loads_and_matches_manifest(
         assert set(batch["target"].unique().tolist()) <= set(range(dm.task.num_classes))
         if task == "axons":  # manifest pixel counts come from masks_axons when it exists
             for tile, target in zip(batch["tile"], batch["target"], strict=True):
-                row = next(row for row in dm.manifest if row["tile"] == tile)
+                row = next(row for row in manifest if row["tile"] == tile)
                 counts = torch.bincount(target.ravel(), minlength=3).tolist()
                 assert counts == [row["px_background"], row["px_neurons"], row["px_axons"]]
 

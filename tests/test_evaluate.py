@@ -211,7 +211,11 @@ def test_evaluate_matches_numpy_from_written_masks(
     for _, name in classes:
         values = [float(row[f"iou_{name}"]) for row in per_image]
         assert 0 < np.nanmean(values) < 1  # the centred model predicts some of each class
-        assert same(metrics[f"test/iou_{name}"], float(np.nanmean(values)))
+        assert same(metrics[f"test/image_iou_{name}"], float(np.nanmean(values)))
+    for class_id, name in classes:  # pooled over every pixel of the split: the summed matrix
+        tp = total[class_id, class_id]
+        union = total[class_id].sum() + total[:, class_id].sum() - tp
+        assert same(metrics[f"test/iou_{name}"], tp / union)
     summary = read_csv(out / "summary.csv")
     assert {row["class"] for row in summary} == {"neurons", "axons"}
     assert {row["level"] for row in summary} == {"image", "tile"}
@@ -227,7 +231,7 @@ def test_tuned_threshold_is_written_and_used(
     assert sidecar["threshold"] == tuned["threshold"]
     assert np.isclose(np.linspace(0.05, 0.95, 19), sidecar["threshold"]).any()
     # Scoring val with the tuned threshold reproduces the tuned IoU.
-    assert tuned["val/iou_neurons"] == pytest.approx(sidecar["val_iou"])
+    assert tuned["val/image_iou_neurons"] == pytest.approx(sidecar["val_iou"])
     # predict uses the sidecar too.
     source = next((raw_dir / "originals").rglob("*.tif"))
     out = tmp_path / "pred"
@@ -348,7 +352,7 @@ def test_one_pass_tuning_equals_tuning_then_scoring(
     tuned = evaluate(compose_evaluate([*common, f"output={one}", "tune_threshold=true"]))
     # Inside the grid and not the default: a mask off by one grid step, or cut at 0.5, differs.
     assert 0.05 < tuned["threshold"] < 0.95 and tuned["threshold"] != 0.5
-    assert tuned["val/iou_neurons"] > 0.5
+    assert tuned["val/image_iou_neurons"] > 0.5
     evaluate(compose_evaluate([*common, f"output={two}", f"threshold={tuned['threshold']!r}"]))
 
     def written(folder: Path) -> list[Path]:

@@ -10,7 +10,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from neuroseg import io
-from neuroseg.data.labels import class_mask, close_mask, mask_from_palette, neuron_mask, read_mask
+from neuroseg.data.labels import class_mask, close_mask, mask_from_palette, neuron_mask
 from neuroseg.data.synth_tree import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,11 +59,11 @@ def test_jpeg_copies_of_small_images_match_the_truth(small_raw: Path, palette: d
     for truth_path in sorted((small_raw / "truth").glob("*/*.png")):
         condition, number = truth_path.parent.name, truth_path.stem
         truth = io.read_image(truth_path)
-        labels = read_mask(
-            small_raw / "labels" / condition / f"label_{number}.jpg", palette, "binary"
+        labels = neuron_mask(
+            io.read_rgb(small_raw / "labels" / condition / f"label_{number}.jpg"), palette
         )
-        axons = read_mask(
-            small_raw / "labels_axons" / condition / f"label_{number}.jpg", palette, "axons"
+        axons = class_mask(
+            io.read_rgb(small_raw / "labels_axons" / condition / f"label_{number}.jpg"), palette
         )
         assert set(np.unique(labels)) <= {0, 1} and set(np.unique(axons)) <= {0, 1, 2}
         scores.append((iou(labels == 1, truth == 1), iou(axons == 2, truth == 2)))
@@ -89,7 +89,7 @@ def test_gray_label_is_rejected_naming_the_file(tmp_path: Path, palette: dict) -
     path = tmp_path / "label_7.jpg"
     io.write_jpeg(path, np.full((8, 8), 100, np.uint8))
     with pytest.raises(ValueError, match="label_7.jpg"):
-        read_mask(path, palette, "binary")
+        neuron_mask(io.read_rgb(path), palette)
 
 
 def test_bad_palette_and_arguments_list_the_choices(palette: dict) -> None:
@@ -104,8 +104,6 @@ def test_bad_palette_and_arguments_list_the_choices(palette: dict) -> None:
         class_mask(rgb, {**palette, "closing_footprint": "cross", "closing_radius": 2})
     with pytest.raises(ValueError, match="expected"):
         class_mask(rgb.astype(np.float32), palette)
-    with pytest.raises(KeyError, match="choose one of"):
-        read_mask(Path("label_1.jpg"), palette, "dendrites")
     with pytest.raises(KeyError, match=r"unknown \['luma_tolerance'\], missing \['luma_tol'\]"):
         neuron_mask(
             rgb, {**{k: v for k, v in palette.items() if k != "luma_tol"}, "luma_tolerance": 9}

@@ -29,7 +29,7 @@ LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legac
 
 
 def documented_layout(encoder: str, num_classes: int) -> dict[str, tuple[int, ...]]:
-    """The original's model_state_dict, written out from reference/original-project.md."""
+    """The original's model_state_dict, written out from docs/legacy-checkpoints.md."""
     if encoder == "vgg11":
         convs = {0: (3, 64), 3: (64, 128), 6: (128, 256), 8: (256, 256)}
         convs |= {11: (256, 512), 13: (512, 512), 16: (512, 512), 18: (512, 512)}

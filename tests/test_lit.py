@@ -9,7 +9,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from neuroseg.lit import SegmentationModule, tile_panel
+from neuroseg.callbacks import tile_panel
+from neuroseg.lit import SegmentationModule
 from neuroseg.overlay import CLASS_COLORS, overlay
 
 ENCODER = {"name": "vgg11", "weights": None, "offline_fallback": False}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from neuroseg.metrics import SegmentationMetrics, classes_from_logits
+from neuroseg.scoring import class_scores, confusion_matrix
 
 
 def numpy_scores(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray, cls: int) -> tuple:
@@ -68,10 +71,10 @@ def test_binary_threshold_and_padding_by_hand() -> None:
     assert low.compute()["iou"].item() == pytest.approx(2 / 3)
 
 
-def test_absent_class_scores_zero_and_reset_clears() -> None:
+def test_absent_class_scores_nan_as_in_evaluate_and_reset_clears() -> None:
     metric = SegmentationMetrics("binary")
     metric.update(torch.full((1, 1, 2, 2), -5.0), torch.zeros(1, 1, 2, 2), torch.ones(1, 2, 2) > 0)
-    assert metric.compute()["iou"].item() == 0.0
+    assert math.isnan(metric.compute()["iou"].item())  # undefined, as evaluate's tables say
     metric.reset()
     metric.update(torch.full((1, 1, 2, 2), 5.0), torch.ones(1, 1, 2, 2), torch.ones(1, 2, 2) > 0)
     assert metric.compute()["iou"].item() == 1.0
@@ -80,3 +83,29 @@ def test_absent_class_scores_zero_and_reset_clears() -> None:
 def test_bad_threshold_names_the_key() -> None:
     with pytest.raises(ValueError, match="model.threshold"):
         SegmentationMetrics("binary", threshold=1.0)
+
+
+def test_class_mean_skips_a_class_absent_from_truth_and_prediction() -> None:
+    metric = SegmentationMetrics("axons")
+    logits = torch.zeros(1, 3, 1, 4)
+    logits[0, 1, 0, :2] = 5.0  # neurons predicted at x 0, 1; axons nowhere
+    target = torch.tensor([[[1, 0, 0, 0]]])
+    metric.update(logits, target, torch.ones(1, 1, 4, dtype=torch.bool))
+    scores = metric.compute()
+    assert math.isnan(scores["iou_axons"].item())
+    assert scores["iou"].item() == pytest.approx(scores["iou_neurons"].item()) == pytest.approx(0.5)
+
+
+def test_training_and_evaluate_score_the_same_counts_alike() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, generator=generator)
+    target = torch.randint(0, 3, (2, 8, 8), generator=generator)
+    valid = torch.ones(2, 8, 8, dtype=torch.bool)
+    metric = SegmentationMetrics("axons")
+    metric.update(logits, target, valid)
+    training = metric.compute()
+    matrix = confusion_matrix(target.numpy(), logits.argmax(1).numpy(), 3)
+    for class_id, name in ((1, "neurons"), (2, "axons")):
+        scores = class_scores(matrix, class_id)
+        assert training[f"iou_{name}"].item() == pytest.approx(scores["iou"])
+        assert training[f"dice_{name}"].item() == pytest.approx(scores["dice"])

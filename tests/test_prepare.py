@@ -15,8 +15,8 @@ from hydra import compose, initialize
 
 from neuroseg import io
 from neuroseg.data import prepare as pipeline
+from neuroseg.data.manifest import MANIFEST_COLUMNS
 from neuroseg.data.pairing import find_duplicates, label_number, pixel_hash
-from neuroseg.data.prepare import MANIFEST_COLUMNS
 from neuroseg.data.synth_tree import make_dataset
 from neuroseg.data.tiling import Tile, cut
 from neuroseg.prepare import prepare
@@ -306,8 +306,10 @@ def test_pool_failure_waits_for_running_workers(tmp_path: Path) -> None:
         assert late.read_text() == "late\n"
 
 
-def test_bad_palette_fails_before_reading(raw_copy: Path, tmp_path: Path) -> None:
-    with pytest.raises(KeyError, match="palette"):
+def test_palette_typo_fails_before_reading_naming_the_valid_keys(
+    raw_copy: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(KeyError, match=r"unknown \['colour_boost'\].*the keys are"):
         run(raw_copy, tmp_path / "out", "+palette.colour_boost=2")
 
 

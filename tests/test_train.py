@@ -19,7 +19,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.demo import ensure_sample
-from neuroseg.train import resume_path, train
+from neuroseg.lit import SegmentationModule
+from neuroseg.models.ternausnet import UNet11, UNet16
+from neuroseg.precision import resolve_precision
+from neuroseg.train import IMAGE_KEYS, optimized_value, resume_path, train
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny and fast: random weights, small crops, no loader workers.
@@ -40,20 +43,34 @@ def compose_train(overrides: list[str]) -> DictConfig:
         return compose("train", overrides=overrides)
 
 
-@pytest.mark.parametrize("encoder", ["vgg11", "vgg16"])
-@pytest.mark.parametrize("task", ["binary", "axons"])
-@pytest.mark.parametrize("trainer", ["default", "cpu", "gpu", "ddp"])
-def test_every_encoder_task_and_trainer_composes(
-    encoder: str, task: str, trainer: str, tmp_path: Path
+@pytest.mark.parametrize(
+    ("encoder", "task", "unet", "channels"),
+    [("vgg11", "binary", UNet11, 1), ("vgg16", "axons", UNet16, 3)],
+)
+def test_composed_encoder_and_task_build_the_network_train_fits(
+    encoder: str, task: str, unet: type, channels: int
 ) -> None:
-    cfg = compose_train(
-        [f"encoder={encoder}", f"task={task}", f"trainer={trainer}", f"paths.output_dir={tmp_path}"]
+    cfg = compose_train([f"encoder={encoder}", f"task={task}", "encoder.weights=null"])
+    model = SegmentationModule(
+        encoder=cfg.encoder,
+        task=cfg.task.name,
+        optimizer=instantiate(cfg.optimizer),
+        **{key: value for key, value in cfg.model.items() if key not in IMAGE_KEYS},
     )
-    OmegaConf.resolve(cfg)
-    assert cfg.encoder.name == encoder and cfg.task.name == task
-    assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
-    assert cfg.trainer.precision == ("32-true" if trainer == "default" else "bf16-mixed")
-    assert cfg.get("trainer").get("strategy", "auto") == ("ddp" if trainer == "ddp" else "auto")
+    assert type(model.model) is unet
+    assert model(torch.rand(1, 3, 64, 64)).shape == (1, channels, 64, 64)
+
+
+@pytest.mark.parametrize("trainer", ["default", "cpu"])
+def test_cpu_trainer_configs_make_a_trainer_writing_under_the_run(
+    trainer: str, tmp_path: Path
+) -> None:
+    cfg = compose_train([f"trainer={trainer}", f"paths.output_dir={tmp_path}"])
+    precision = resolve_precision(cfg.trainer.accelerator, cfg.trainer.precision)
+    callbacks = [instantiate(node) for node in cfg.callbacks.values()]
+    made = instantiate(cfg.trainer, callbacks=callbacks, logger=False, precision=precision)
+    assert Path(made.checkpoint_callback.dirpath) == tmp_path / "checkpoints"
+    assert made.max_epochs == cfg.trainer.max_epochs
 
 
 @pytest.mark.parametrize(
@@ -253,3 +270,59 @@ def test_ddp_on_cpu_with_two_processes(prepared_dir: Path, tmp_path: Path) -> No
     assert result.returncode == 0, output[-3000:]
     assert "distributed_backend=gloo" in output and "All distributed processes registered" in output
     assert "test/iou" in output
+
+
+def fit_epochs(prepared_dir: Path, tmp_path: Path, epochs: int, extra: list[str]) -> dict:
+    """Fit `epochs` short epochs (2 train batches, 1 val batch), no test; last.ckpt as saved."""
+    overrides = [*FAST, *SHORT, f"data.dir={prepared_dir}", f"paths.output_dir={tmp_path}"]
+    overrides += [f"trainer.max_epochs={epochs}", "test=false", "logger=csv", *extra]
+    train(compose_train(overrides))
+    return torch.load(
+        tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
+    )
+
+
+def last_lr(saved: dict) -> float:
+    return saved["optimizer_states"][0]["param_groups"][0]["lr"]
+
+
+def test_plateau_scheduler_halves_the_lr_when_val_iou_stalls(
+    prepared_dir: Path, tmp_path: Path
+) -> None:
+    # An absolute threshold of 2 IoU can never be beaten, so every epoch after the first stalls.
+    extra = ["scheduler=plateau", "scheduler.patience=0", "+scheduler.threshold_mode=abs"]
+    saved = fit_epochs(prepared_dir, tmp_path, 3, [*extra, "+scheduler.threshold=2.0"])
+    # The first step sets the best; with patience 0 every later step halves the LR. How many
+    # steps last.ckpt saw depends on Lightning's hook order, so count them from its state.
+    steps = saved["lr_schedulers"][0]["last_epoch"]
+    assert saved["epoch"] == 2 and steps >= 2
+    assert last_lr(saved) == pytest.approx(1e-3 * 0.5 ** (steps - 1))
+    assert saved["lr_schedulers"][0]["num_bad_epochs"] == 0  # reset by the cut
+
+
+def test_cosine_scheduler_follows_the_cosine_per_epoch(prepared_dir: Path, tmp_path: Path) -> None:
+    saved = fit_epochs(prepared_dir, tmp_path, 2, ["scheduler=cosine"])
+    # T_max = max_epochs = 2, one step per epoch: after step t the LR is the cosine at t / 2
+    # (halfway down after one, eta_min after two).
+    steps = saved["lr_schedulers"][0]["last_epoch"]
+    assert steps >= 1
+    expected = 1e-6 + (1e-3 - 1e-6) * (1 + math.cos(math.pi * steps / 2)) / 2
+    assert last_lr(saved) == pytest.approx(expected) and last_lr(saved) < 1e-3
+
+
+def test_early_stopping_stops_before_max_epochs(prepared_dir: Path, tmp_path: Path) -> None:
+    # min_delta 2 IoU: no epoch after the first counts as better, so patience 1 ends epoch 2.
+    extra = ["callbacks=early_stopping", "callbacks.early_stopping.patience=1"]
+    saved = fit_epochs(
+        prepared_dir, tmp_path, 6, [*extra, "callbacks.early_stopping.min_delta=2.0"]
+    )
+    assert saved["epoch"] == 1  # 0-based: stopped after the second of six epochs
+    stopper = next(v for k, v in saved["callbacks"].items() if k.startswith("EarlyStopping"))
+    assert stopper["stopped_epoch"] == 1 and stopper["wait_count"] == 1
+
+
+def test_missing_optimized_metric_names_it_and_the_logged_ones() -> None:
+    metrics = {"val/iou": 0.5, "train/loss": 0.1}
+    assert optimized_value(metrics, "val/iou") == 0.5 and optimized_value(metrics, None) is None
+    with pytest.raises(KeyError, match=r"optimized_metric='val/ioo'.*\['train/loss', 'val/iou'\]"):
+        optimized_value(metrics, "val/ioo")

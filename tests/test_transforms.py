@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neuroseg.data.transforms import eval_transform, normalize, train_transform
+from neuroseg.data.transforms import (
+    eval_transform,
+    normalize,
+    pad_image,
+    pad_to_multiple,
+    train_transform,
+)
 
 
 def test_normalize_constant_image_gives_hand_computed_channels() -> None:
@@ -22,14 +28,31 @@ def test_normalize_rejects_rgb() -> None:
         normalize(np.zeros((4, 6, 3), np.float32))
 
 
-def test_eval_transform_pads_bottom_right_to_multiple_of_32() -> None:
+def test_eval_transform_reflects_image_and_zeroes_masks_to_multiple_of_32() -> None:
     image = np.random.default_rng(0).random((50, 70), dtype=np.float32)
     mask = np.ones((50, 70), np.uint8)
     out = eval_transform(32)(image=image, masks=[mask])
-    assert out["image"].shape == (64, 96)
+    assert out["image"].shape == (64, 96) and out["masks"][0].shape == (64, 96)
     np.testing.assert_array_equal(out["image"][:50, :70], image)  # coordinates kept
-    assert not out["image"][50:].any() and not out["image"][:, 70:].any()
+    # Row 50 mirrors row 48 and column 70 mirrors column 68 (reflection without the edge pixel).
+    np.testing.assert_array_equal(out["image"][50:64, :70], image[48:34:-1])
+    np.testing.assert_array_equal(out["image"][:50, 70:96], image[:, 68:42:-1])
     assert out["masks"][0].sum() == 50 * 70
+
+
+def test_one_padding_rule_for_evaluation_and_prediction() -> None:
+    image = np.random.default_rng(3).random((40, 33), dtype=np.float32)
+    np.testing.assert_array_equal(eval_transform()(image=image)["image"], pad_to_multiple(image))
+
+
+def test_pad_image_pads_leading_channels_and_one_pixel_sides() -> None:
+    chw = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    padded = pad_image(chw, 5, 6)
+    assert padded.shape == (2, 5, 6)
+    np.testing.assert_array_equal(padded[:, 3, :4], chw[:, 1])  # mirrored about the last row
+    np.testing.assert_array_equal(pad_image(np.ones((1, 1)), 3, 2), np.ones((3, 2)))
+    with pytest.raises(ValueError, match="cannot pad"):
+        pad_image(chw, 2, 6)
 
 
 def test_eval_transform_leaves_multiple_of_32_untouched() -> None:

@@ -19,20 +19,18 @@ from neuroseg.data.dataset import (
 )
 from neuroseg.data.transforms import eval_transform, train_transform
 from neuroseg.errors import UsageError
+from neuroseg.models.ternausnet import SIZE_MULTIPLE
 from neuroseg.task import get_task
 
 SPLITS = ("train", "val", "test")
-# The encoder halves the image five times, so network inputs must be multiples of 2**5.
-SIZE_MULTIPLE = 32
 
 
 class NeuroSegDataModule(pl.LightningDataModule):
-    """Train on random crops; validate, test and predict on whole tiles padded to a multiple of 32.
+    """Train on random crops; validate and test on whole tiles padded to a multiple of 32.
 
     Arguments are the keys of conf/data/default.yaml plus `task` ("binary" or "axons").
     `augment` holds `train_transform`'s keyword arguments (flip, brightness/contrast, noise).
-    Split membership comes from `<dir>/manifest.csv`; `manifest` exposes its rows so tiles can be
-    put back together per source image. Worker seeding is Lightning's: with
+    Split membership comes from `<dir>/manifest.csv`. Worker seeding is Lightning's: with
     `seed_everything(seed, workers=True)` the Trainer adds its worker_init_fn, and augmentation
     draws from torch's per-worker generator mixed with the process's rank (see `TileDataset`).
     Under DDP, val/test/predict give each process every n-th tile, none twice (Lightning's own
@@ -51,7 +49,6 @@ class NeuroSegDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         cache: bool = False,
         augment: Mapping[str, float | Sequence[float]] | None = None,
-        predict_split: str = "test",
     ) -> None:
         super().__init__()
         self.data_dir = Path(dir)
@@ -65,21 +62,9 @@ class NeuroSegDataModule(pl.LightningDataModule):
         self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
         self.cache = bool(cache)
         self.augment = _plain(augment or {})
-        self.predict_split = str(predict_split)
         _check_settings(self)
         self._manifest: list[ManifestRow] | None = None
         self.datasets: dict[str, TileDataset] = {}
-
-    @property
-    def manifest(self) -> list[ManifestRow]:
-        """All rows of manifest.csv (every split), integer columns parsed; read once."""
-        if self._manifest is None:
-            self._manifest = read_manifest(self.data_dir)
-        return self._manifest
-
-    def manifest_rows(self, split: str) -> list[ManifestRow]:
-        """Manifest rows of one split, in the order its dataloader yields tiles."""
-        return [row for row in self.manifest if row["split"] == split]
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets `stage` needs (all when None); with `cache` tiles decode here."""
@@ -87,14 +72,15 @@ class NeuroSegDataModule(pl.LightningDataModule):
             "fit": ("train", "val"),
             "validate": ("val",),
             "test": ("test",),
-            "predict": (self.predict_split,),
-        }.get(stage or "", (*SPLITS, self.predict_split))
+        }.get(stage or "", SPLITS)
         for split in dict.fromkeys(wanted):
             if split not in self.datasets:
                 self.datasets[split] = self._dataset(split)
 
     def _dataset(self, split: str) -> TileDataset:
-        tiles = split_tiles(self.manifest, split, self.data_dir / "manifest.csv")
+        if self._manifest is None:  # read once, for every split
+            self._manifest = read_manifest(self.data_dir)
+        tiles = split_tiles(self._manifest, split, self.data_dir / "manifest.csv")
         transform = (
             train_transform(self.crop_hw, **self.augment)
             if split == "train"
@@ -153,9 +139,6 @@ class NeuroSegDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.predict_split, self.eval_batch_size, shuffle=False)
-
 
 def _plain(augment: Mapping[str, float | Sequence[float]]) -> dict[str, float | tuple[float, ...]]:
     """Plain floats and tuples (config lists arrive as ListConfig, which the transforms reject)."""
@@ -183,7 +166,5 @@ def _check_settings(module: NeuroSegDataModule) -> None:
     unknown = sorted(set(module.augment) - set(known))
     if unknown:
         problems.append(f"augment keys {unknown} unknown; choose from {known}")
-    if module.predict_split not in SPLITS:
-        problems.append(f"predict_split={module.predict_split!r} must be one of {list(SPLITS)}")
     if problems:
         raise UsageError(f"conf/data settings: {'; '.join(problems)}")

@@ -11,25 +11,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from neuroseg.data.transforms import normalize
+from neuroseg.data.manifest import MANIFEST_INT_COLUMNS
+from neuroseg.data.transforms import normalize, pad_image, pad_mask
 from neuroseg.errors import InputError, MissingPathError
 from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
 from neuroseg.task import Task
 
 PREPARE_HINT = "run `python -m neuroseg.prepare` to build the prepared dataset"
-MANIFEST_INT_COLUMNS = (
-    "row",
-    "col",
-    "y0",
-    "x0",
-    "height",
-    "width",
-    "source_height",
-    "source_width",
-    "px_background",
-    "px_neurons",
-    "px_axons",
-)
 
 Sample = dict[str, torch.Tensor | str]
 ManifestRow = dict[str, str | int | None]
@@ -190,29 +178,16 @@ def collate_padded(samples: Sequence[Sample]) -> dict[str, torch.Tensor | list[s
     """
     height = max(int(sample["image"].shape[-2]) for sample in samples)
     width = max(int(sample["image"].shape[-1]) for sample in samples)
-    # Pad the image with what a zero pixel normalises to, as the eval transform does.
-    image_fill = torch.from_numpy(normalize(np.zeros((1, 1), dtype=np.float32)))
     images, targets, valids = [], [], []
     for sample in samples:
-        images.append(_pad_bottom_right(sample["image"], height, width, image_fill))
-        targets.append(_pad_bottom_right(sample["target"], height, width))
-        valids.append(_pad_bottom_right(sample["valid"], height, width))
+        # Normalisation is per pixel, so reflecting the normalised image equals normalising the
+        # reflected one: the same fill as `pad_image` everywhere else.
+        images.append(torch.from_numpy(pad_image(sample["image"].numpy(), height, width)))
+        targets.append(torch.from_numpy(pad_mask(sample["target"].numpy(), height, width)))
+        valids.append(torch.from_numpy(pad_mask(sample["valid"].numpy(), height, width)))
     return {
         "image": torch.stack(images),
         "target": torch.stack(targets),
         "valid": torch.stack(valids),
         "tile": [str(sample["tile"]) for sample in samples],
     }
-
-
-def _pad_bottom_right(
-    tensor: torch.Tensor, height: int, width: int, fill: torch.Tensor | None = None
-) -> torch.Tensor:
-    """(..., h, w) padded at bottom/right to (..., height, width) with `fill` (default zero)."""
-    h, w = tensor.shape[-2:]
-    if (h, w) == (height, width):
-        return tensor
-    shape = (*tensor.shape[:-2], height, width)
-    padded = tensor.new_zeros(shape) if fill is None else fill.expand(shape).clone()
-    padded[..., :h, :w] = tensor
-    return padded

@@ -25,11 +25,10 @@ from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-
 from neuroseg import io
 from neuroseg.bars import progress_bar
-from neuroseg.data.labels import class_mask, neuron_mask
+from neuroseg.data.labels import check_palette, class_mask, neuron_mask
+from neuroseg.data.manifest import MANIFEST_COLUMNS, ManifestRow, pixel_counts
 from neuroseg.data.pairing import (
     LABELS,
     LABELS_AXONS,
@@ -51,16 +50,11 @@ from neuroseg.data.split import (
     natural_key,
 )
 from neuroseg.data.tiling import check_tile_size, cut, tile_grid
-from neuroseg.errors import ChoiceError, InputError, PathTakenError, UsageError
-from neuroseg.task import AXON, NEURON
+from neuroseg.errors import InputError, PathTakenError, UsageError
 
 log = logging.getLogger(__name__)
 
 BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-MANIFEST_COLUMNS = tuple(
-    "tile split condition source image_id row col y0 x0 height width source_height source_width"
-    " px_background px_neurons px_axons".split()
-)
 
 
 @contextmanager
@@ -236,16 +230,6 @@ def check_out_dir(out_dir: Path, digest: str, overwrite: bool) -> None:
         )
 
 
-def pixel_counts(class_tile: np.ndarray, has_axons: bool) -> dict[str, int | str]:
-    """Pixels per class of a tile's class map (0/1/2, or 0/1 without axons: px_axons blank)."""
-    neurons, axons = np.count_nonzero(class_tile == NEURON), np.count_nonzero(class_tile == AXON)
-    return {
-        "px_background": class_tile.size - neurons - axons,
-        "px_neurons": neurons,
-        "px_axons": axons if has_axons else "",
-    }
-
-
 def write_source(
     source_split: tuple[Source, str],
     raw_dir: Path,
@@ -272,12 +256,18 @@ def write_source(
         io.write_tiff(build_dir / split / "images" / f"{name}.tif", cut(image, tile))
         for folder, mask in masks.items():
             io.write_png(build_dir / split / folder / f"{name}.png", cut(mask, tile))
-        manifest.append(
-            {"tile": name, "split": split, "condition": source.condition}
-            | {"source": source.original, "image_id": source.image_id, **asdict(tile)}
-            | {"source_height": height, "source_width": width}
-            | pixel_counts(cut(counted, tile), "masks_axons" in masks)
+        row = ManifestRow(
+            tile=name,
+            split=split,
+            condition=source.condition,
+            source=source.original,
+            image_id=source.image_id,
+            **asdict(tile),
+            source_height=height,
+            source_width=width,
+            **pixel_counts(cut(counted, tile), "masks_axons" in masks),
         )
+        manifest.append(row.csv_row())
     return manifest, empty
 
 
@@ -291,14 +281,6 @@ def summarize(manifest: Sequence[Mapping[str, object]], splits: Sequence[str]) -
             per_condition = Counter(condition for condition, _ in seen)
             counts[unit][split] = {"total": len(seen), **dict(sorted(per_condition.items()))}
     return counts
-
-
-def check_palette(palette: Mapping[str, object]) -> None:
-    """Fail now, not after reading every image, when the palette config cannot make masks."""
-    try:
-        class_mask(np.zeros((1, 1, 3), np.uint8), palette)
-    except TypeError as error:  # a key that is not an argument of labels.mask_from_palette
-        raise ChoiceError(f"palette: {error}; fix the keys of the palette config") from error
 
 
 def check_inputs(

@@ -32,7 +32,7 @@ from neuroseg.models.legacy import (
     legacy_model_state,
 )
 from neuroseg.models.ternausnet import ENCODERS, build_model
-from neuroseg.task import Task, get_task
+from neuroseg.task import get_task
 
 # Lightning stores the network under the LightningModule's `model` attribute.
 LIGHTNING_PREFIX = "model."
@@ -204,14 +204,11 @@ def lightning_names(
     hparams: Mapping, path: Path, encoder: str | None, task: str | None
 ) -> tuple[str, str]:
     """(encoder, task) names saved in Lightning hyper-parameters, checked against the caller's."""
+    # SegmentationModule has always saved encoder as build_model's keys and task as its name.
     saved_encoder = hparams.get("encoder")
     saved_task = hparams.get("task")
     if isinstance(saved_encoder, Mapping):
         saved_encoder = saved_encoder.get("name")
-    if isinstance(saved_task, Mapping):
-        saved_task = saved_task.get("name")
-    elif isinstance(saved_task, Task):
-        saved_task = saved_task.name
     if saved_encoder not in ENCODERS or not isinstance(saved_task, str):
         raise InputError(
             f"{path}: hyper_parameters name encoder {saved_encoder!r} and task {saved_task!r}; "
