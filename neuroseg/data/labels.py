@@ -159,6 +159,14 @@ def class_mask(rgb: np.ndarray, palette: Mapping[str, object]) -> np.ndarray:
     return mask_from_palette(rgb, **palette)
 
 
+def read_mask(path: Path, palette: Mapping[str, object], task: str) -> np.ndarray:
+    """Read a painted label and return its mask for `task` (binary 0/1 or axons 0/1/2)."""
+    readers = {"binary": neuron_mask, "axons": class_mask}
+    if task not in readers:
+        raise ChoiceError(f"unknown task {task!r}; choose one of {sorted(readers)}")
+    return readers[task](io.read_rgb(path), palette)
+
+
 def paint_colors(colors: Mapping[str, Mapping[str, object]]) -> dict[int, tuple[int, int, int]]:
     """RGB each class is painted in: the first palette colour naming it (neurons magenta, axons
     red in qlab.yaml), so a painted copy reads back as the lab's own paint does."""
