@@ -19,7 +19,7 @@ from neuroseg import io
 from neuroseg.analysis import plots
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analyze import measure_all, pool, rose_title
-from neuroseg.data.synth_tree import make_dataset
+from neuroseg.data.sample_tree import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE = ROOT / "benchmarks" / "figures" / "rose_by_condition.png"

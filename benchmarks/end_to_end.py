@@ -31,8 +31,8 @@ from benchmarks.epoch import CONF_DIR, compose_train
 from neuroseg import io
 from neuroseg.analysis.orientation import alignment_index, measure_axons
 from neuroseg.analyze import analyze
-from neuroseg.data.synth import illumination, lattice, place_cells, rasterize_cells
-from neuroseg.demo import ensure_sample
+from neuroseg.data.sample import ensure_sample
+from neuroseg.data.sample_image import illumination, lattice, place_cells, rasterize_cells
 from neuroseg.predict import predict
 from neuroseg.train import train
 

@@ -34,7 +34,7 @@ from benchmarks.common import (
     write_results,
 )
 from neuroseg import io
-from neuroseg.demo import ensure_sample
+from neuroseg.data.sample import ensure_sample
 from neuroseg.models.ternausnet import UNet11
 from neuroseg.train import train
 

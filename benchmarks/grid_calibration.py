@@ -31,7 +31,7 @@ from benchmarks.common import format_table, machine_info, parse_hw, write_result
 from benchmarks.epoch import CONF_DIR
 from neuroseg.analysis.grid import narrow_search, wide_search
 from neuroseg.analysis.spectrum import flat_field, power_spectrum
-from neuroseg.data.synth import lattice, make_image
+from neuroseg.data.sample_image import lattice, make_image
 
 FLAT_KINDS = ("plain", "blobs", "jpeg", "uneven")
 OLD_MIN_CONFIDENCE = 50.0  # the threshold before this calibration

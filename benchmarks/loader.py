@@ -26,7 +26,7 @@ from neuroseg import io
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.data.dataset import load_tile, make_sample, tile_paths
 from neuroseg.data.manifest import write_prepared_tree
-from neuroseg.data.synth import make_image
+from neuroseg.data.sample_image import make_image
 from neuroseg.data.transforms import normalize, train_transform
 from neuroseg.task import get_task
 

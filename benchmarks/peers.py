@@ -30,8 +30,8 @@ from benchmarks.common import (
     write_results,
 )
 from benchmarks.train_step import build_module, plain_loop
-from neuroseg.inference import resolve_device
-from neuroseg.lit import SegmentationModule
+from neuroseg.inference.window import resolve_device
+from neuroseg.training.module import SegmentationModule
 
 NETWORKS = ("neuroseg_unet11", "smp_unet_vgg11")
 

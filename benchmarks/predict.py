@@ -25,7 +25,7 @@ from benchmarks.common import (
     synchronize,
     write_results,
 )
-from neuroseg.inference import predict_probs, resolve_device, window_starts
+from neuroseg.inference.window import predict_probs, resolve_device, window_starts
 from neuroseg.models.ternausnet import build_model
 
 MODELS = {"unet11": "vgg11", "unet16": "vgg16"}

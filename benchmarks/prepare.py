@@ -22,9 +22,9 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from neuroseg import io  # noqa: E402
+from neuroseg.data.build import prepare_dataset  # noqa: E402
 from neuroseg.data.labels import class_mask, neuron_mask  # noqa: E402
-from neuroseg.data.prepare import prepare_dataset  # noqa: E402
-from neuroseg.data.synth_tree import make_dataset  # noqa: E402
+from neuroseg.data.sample_tree import make_dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "prepare.json"

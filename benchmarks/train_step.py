@@ -40,10 +40,10 @@ from benchmarks.common import (
     time_calls,
     write_results,
 )
-from neuroseg.inference import resolve_device
-from neuroseg.lit import SegmentationModule
-from neuroseg.metrics import SegmentationMetrics
-from neuroseg.progress import ProgressBar
+from neuroseg.inference.window import resolve_device
+from neuroseg.training.metrics import SegmentationMetrics
+from neuroseg.training.module import SegmentationModule
+from neuroseg.training.progress import ProgressBar
 
 MODELS = {"unet11": "vgg11", "unet16": "vgg16"}
 

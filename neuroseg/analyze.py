@@ -31,8 +31,8 @@ from neuroseg.analysis.measure import (
 )
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS, stats_rows, summary_text
-from neuroseg.bars import progress_bar
 from neuroseg.cli import command
+from neuroseg.runtime import progress_bar
 
 
 @command("analyze")

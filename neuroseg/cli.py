@@ -1,4 +1,4 @@
-"""How every entry point meets its user: a mistake is one line on stderr and an exit status.
+"""How every entry point meets its user: one-line errors and exit statuses, and its run folders.
 
 Hydra's `hydra.main` prints "Error executing job with overrides" and a traceback for any error
 raised in the task, and a few lines of exit status 1 for a bad override (both through its
@@ -6,6 +6,11 @@ raised in the task, and a few lines of exit status 1 for a bad override (both th
 own errors are caught before Hydra sees them, and around Hydra's main, where a bad override
 surfaces. Anything else (a bug) keeps Hydra's report; `HYDRA_FULL_ERROR=1` shows the full
 traceback for everything, as Hydra documents.
+
+Two Hydra callbacks keep run folders whole: `RunFolderLock` gives one training at a time its
+run folder (conf/train.yaml), and `SweepFolder` passes a multirun's folder on to the processes it
+starts, so all DDP ranks share it (conf/hydra/default.yaml); importing this module also registers
+the `gpus_per_node` resolver that conf/hydra/launcher/submitit_slurm.yaml uses.
 """
 
 from __future__ import annotations
@@ -14,15 +19,20 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra._internal import utils as hydra_utils
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import DictConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from pytorch_lightning.utilities import rank_zero_only
 
+from neuroseg import io
 from neuroseg.errors import USAGE_STATUS, NeurosegError
 
 # Hydra's override lexer rejects non-ASCII characters and , = [ ] in a bare value.
@@ -120,3 +130,68 @@ def first_line(error: BaseException) -> str:
     """The first non-empty line of an error's message (OmegaConf appends key and type lines)."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+LOCK_NAME = ".train.lock"  # inside the run folder; holds the PID of the run using it
+
+
+def run_folder_lock(run_dir: Path) -> AbstractContextManager[None]:
+    """Exclusive lock on a run folder: a second training there refuses at once, naming the PID.
+
+    The kernel frees it when the holder dies, so a requeued or resumed run takes it over.
+    """
+    run_dir = Path(run_dir).absolute()
+    return io.hold_lock(run_dir / LOCK_NAME, f"hydra.run.dir={run_dir}")
+
+
+class RunFolderLock(Callback):
+    """Hold run_folder_lock(hydra.run.dir) for the whole run.
+
+    Taken in on_run_start, before Hydra writes the config snapshot to .hydra/, so a second run
+    cannot overwrite the first one's snapshot or mix checkpoints with it. Only global rank 0
+    locks: the other DDP ranks are started in the same folder by design.
+    """
+
+    def __init__(self) -> None:
+        self._held = ExitStack()
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if rank_zero_only.rank != 0:
+            return
+        HydraConfig.instance().set_config(config)  # run.dir may use ${hydra:...} keys
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+        try:
+            self._held.enter_context(run_folder_lock(run_dir))
+        except FileExistsError as error:
+            # Hydra turns a callback's exceptions into warnings and runs on (overwriting the
+            # first run's snapshot); only SystemExit stops it here. Status 2: change the command.
+            # The same one line as every other user error (neuroseg.cli).
+            print(error, file=sys.stderr)
+            raise SystemExit(USAGE_STATUS) from None
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._held.close()
+
+
+# conf/hydra/default.yaml reads it back: hydra.sweep.dir=${oc.env:NEUROSEG_SWEEP_DIR,<time>}.
+SWEEP_DIR_ENV = "NEUROSEG_SWEEP_DIR"
+
+
+class SweepFolder(Callback):
+    """Pass a multirun's resolved sweep folder on to the processes it starts.
+
+    Lightning starts DDP ranks 1.. by running the same command line again, `-m` included; each
+    child would resolve `${now:...}` anew and write its logs into a second sweep folder. Children
+    inherit the environment, so they read the parent's folder from it instead.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
+        os.environ[SWEEP_DIR_ENV] = str(config.hydra.sweep.dir)
+
+
+def gpus_per_node(accelerator: str, devices: int) -> int | None:
+    """GPUs a SLURM job asks for: `devices` on a GPU trainer, none (no gres) on CPU."""
+    return int(devices) if str(accelerator) in ("gpu", "cuda") else None
+
+
+OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)

@@ -17,16 +17,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
-from neuroseg.assembly import ImagePrediction, assemble_split, image_count, predict_split
-from neuroseg.bars import progress_bar
 from neuroseg.cli import command
 from neuroseg.errors import UsageError
-from neuroseg.inference import probs_to_mask
-from neuroseg.io import write_csv, write_json, write_png
-from neuroseg.models.checkpoint import threshold_path
-from neuroseg.overlay import overlay
-from neuroseg.predictor import class_map, load_model
-from neuroseg.scoring import (
+from neuroseg.evaluation.assembly import ImagePrediction, assemble_split, image_count, predict_split
+from neuroseg.evaluation.scoring import (
     STATS,
     best_threshold,
     confusion_matrix,
@@ -36,6 +30,12 @@ from neuroseg.scoring import (
     summarize,
     threshold_counts,
 )
+from neuroseg.inference.overlay import overlay
+from neuroseg.inference.predictor import class_map, load_model
+from neuroseg.inference.window import probs_to_mask
+from neuroseg.io import write_csv, write_json, write_png
+from neuroseg.models.checkpoint import threshold_path
+from neuroseg.runtime import progress_bar
 from neuroseg.task import Task
 
 log = logging.getLogger(__name__)

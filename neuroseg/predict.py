@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from neuroseg.bars import progress_bar
+from neuroseg.analysis.morphometrics import COLUMNS, measure
 from neuroseg.cli import command
 from neuroseg.data.labels import write_label_copies
 from neuroseg.data.pairing import LABELS, LABELS_AXONS
 from neuroseg.errors import UsageError
+from neuroseg.inference.overlay import overlay
+from neuroseg.inference.predictor import load_model, segment
 from neuroseg.io import (
     list_images,
     read_image,
@@ -35,9 +37,7 @@ from neuroseg.io import (
     write_png,
     write_tiff,
 )
-from neuroseg.morphometrics import COLUMNS, measure
-from neuroseg.overlay import overlay
-from neuroseg.predictor import load_model, segment
+from neuroseg.runtime import progress_bar
 from neuroseg.task import Task
 
 log = logging.getLogger(__name__)

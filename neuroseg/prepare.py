@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from neuroseg.cli import command
-from neuroseg.data.prepare import prepare_dataset
+from neuroseg.data.build import prepare_dataset
 
 
 @command("prepare")

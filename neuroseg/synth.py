@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from neuroseg.cli import command
-from neuroseg.data.synth_tree import make_dataset
+from neuroseg.data.sample_tree import make_dataset
 
 
 @command("synth")

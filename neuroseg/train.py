@@ -15,17 +15,16 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from neuroseg.cli import command
 from neuroseg.data.datamodule import NeuroSegDataModule
-from neuroseg.demo import ensure_sample
+from neuroseg.data.sample import ensure_sample
 from neuroseg.errors import InputError, MissingPathError, UsageError
-from neuroseg.lit import SegmentationModule
 from neuroseg.models.checkpoint import (
     check_checkpoint_path,
     initial_weights,
     lightning_names,
     read_checkpoint,
 )
-from neuroseg.precision import resolve_precision
-from neuroseg.threads import set_threads
+from neuroseg.runtime import resolve_precision, set_threads
+from neuroseg.training.module import SegmentationModule
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ def raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synth raw tree: 5 conditions x 2 images + 1 exact duplicate, 192x256 uint8, with axons."""
     # Imported here, not at the top: test files that use neither fixture still collect (and
     # point at the right culprit) while the data code is broken.
-    from neuroseg.data.synth_tree import make_dataset
+    from neuroseg.data.sample_tree import make_dataset
 
     return make_dataset(tmp_path_factory.mktemp("synth") / "raw", **RAW_KWARGS)
 

@@ -15,7 +15,7 @@ from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_al
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS
 from neuroseg.analyze import analyze
-from neuroseg.data.synth import make_image
+from neuroseg.data.sample_image import make_image
 
 
 def run(output: Path, *overrides: str) -> Path:

@@ -14,21 +14,21 @@ import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig, OmegaConf
 
-from neuroseg.assembly import assemble_tiles
 from neuroseg.data.transforms import normalize
 from neuroseg.evaluate import evaluate, threshold_ranks, tune_threshold
-from neuroseg.inference import probs_to_mask
-from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
-from neuroseg.models.ternausnet import build_model
-from neuroseg.predict import predict
-from neuroseg.predictor import load_model
-from neuroseg.scoring import (
+from neuroseg.evaluation.assembly import assemble_tiles
+from neuroseg.evaluation.scoring import (
     best_threshold,
     class_scores,
     confusion_matrix,
     summarize,
     threshold_counts,
 )
+from neuroseg.inference.predictor import load_model
+from neuroseg.inference.window import probs_to_mask
+from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
+from neuroseg.models.ternausnet import build_model
+from neuroseg.predict import predict
 from neuroseg.task import get_task
 
 

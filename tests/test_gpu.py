@@ -13,7 +13,7 @@ import pytest
 import torch
 from hydra import compose, initialize
 
-from neuroseg.inference import predict_probs
+from neuroseg.inference.window import predict_probs
 from neuroseg.models.ternausnet import build_model
 from neuroseg.train import train
 

@@ -9,7 +9,7 @@ from hydra import compose, initialize
 from benchmarks.grid_calibration import FLAT_KINDS, flat_plate
 from neuroseg.analysis.grid import GridEstimate, grid_angle_deg
 from neuroseg.analysis.spectrum import axis_angle_deg, rotate90
-from neuroseg.data.synth import lattice, make_image
+from neuroseg.data.sample_image import lattice, make_image
 from neuroseg.task import NEURON
 
 

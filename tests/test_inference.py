@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from neuroseg.data.transforms import normalize
-from neuroseg.inference import (
+from neuroseg.inference.window import (
     blend_weights,
     pad_to_multiple,
     predict_probs,

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from neuroseg import io
 from neuroseg.data.labels import class_mask, close_mask, mask_from_palette, neuron_mask
-from neuroseg.data.synth_tree import make_dataset
+from neuroseg.data.sample_tree import make_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 M, B, R, G = (255, 51, 255), (30, 230, 255), (250, 77, 70), (120, 120, 120)

@@ -13,6 +13,7 @@ import torch
 from hydra import compose, initialize
 from omegaconf import OmegaConf
 
+from neuroseg.inference.predictor import load_model
 from neuroseg.models.checkpoint import LoadedModel, load_checkpoint, threshold_path
 from neuroseg.models.legacy import (
     convert_legacy_state_dict,
@@ -21,7 +22,6 @@ from neuroseg.models.legacy import (
     legacy_state_dict,
 )
 from neuroseg.models.ternausnet import build_model
-from neuroseg.predictor import load_model
 from neuroseg.train import train
 
 WB = ("weight", "bias")
@@ -267,7 +267,7 @@ def save_lightning(
 
     Without `values` the tensors are zero-stride stand-ins (tiny file) of the right shapes. The
     encoder's hyper-parameters are a plain dict, as train saves them, or with `omegaconf` the
-    DictConfig a LightningModule without lit.py's `plain` would pickle.
+    DictConfig a LightningModule without training/module.py's `plain` would pickle.
     """
     model_state = model.state_dict() if values else layout_only(model.state_dict())
     state = {f"model.{key}": value for key, value in model_state.items()}

@@ -9,9 +9,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from neuroseg.callbacks import tile_panel
-from neuroseg.lit import SegmentationModule
-from neuroseg.overlay import CLASS_COLORS, overlay
+from neuroseg.inference.overlay import CLASS_COLORS, overlay
+from neuroseg.training.callbacks import tile_panel
+from neuroseg.training.module import SegmentationModule
 
 ENCODER = {"name": "vgg11", "weights": None, "offline_fallback": False}
 

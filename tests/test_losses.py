@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from neuroseg.losses import SegmentationLoss, binary_loss, multiclass_loss, soft_jaccard
+from neuroseg.training.losses import SegmentationLoss, binary_loss, multiclass_loss, soft_jaccard
 
 
 def all_valid(*shape: int) -> torch.Tensor:

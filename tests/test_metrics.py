@@ -9,8 +9,8 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from neuroseg.metrics import SegmentationMetrics, classes_from_logits
-from neuroseg.scoring import class_scores, confusion_matrix
+from neuroseg.evaluation.scoring import class_scores, confusion_matrix
+from neuroseg.training.metrics import SegmentationMetrics, classes_from_logits
 
 
 def numpy_scores(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray, cls: int) -> tuple:

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage.draw import line
 
-from neuroseg.morphometrics import measure, skeleton_length_px
+from neuroseg.analysis.morphometrics import measure, skeleton_length_px
 from neuroseg.task import AXON, NEURON
 
 LENGTH_PX = 100.0

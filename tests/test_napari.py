@@ -21,7 +21,7 @@ from hydra import compose, initialize  # noqa: E402
 from npe2 import PluginManager, PluginManifest  # noqa: E402
 
 from neuroseg import io  # noqa: E402
-from neuroseg.data.synth_tree import make_dataset  # noqa: E402
+from neuroseg.data.sample_tree import make_dataset  # noqa: E402
 from neuroseg.models.ternausnet import build_model  # noqa: E402
 from neuroseg.napari.reader import read_layers  # noqa: E402
 from neuroseg.napari.widget import SegmentWidget  # noqa: E402

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neuroseg.postprocess import fill_class_holes, postprocess, remove_small_class_objects
+from neuroseg.inference.postprocess import fill_class_holes, postprocess, remove_small_class_objects
 
 
 def blob_mask() -> np.ndarray:

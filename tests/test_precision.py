@@ -4,22 +4,22 @@ import logging
 
 import pytest
 
-from neuroseg import precision
+from neuroseg import runtime
 
 
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process would: nothing warned yet, a GPU with native bf16."""
-    monkeypatch.setattr(precision, "_warned", set())
-    monkeypatch.setattr(precision, "cuda_has_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "_warned", set())
+    monkeypatch.setattr(runtime, "cuda_has_bf16", lambda: True)
 
 
 def test_cpu_without_bf16_falls_back_with_one_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="neuroseg.precision"):
-        assert precision.resolve_precision("cpu", "bf16-mixed") == "32-true"
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="neuroseg.runtime"):
+        assert runtime.resolve_precision("cpu", "bf16-mixed") == "32-true"
     assert len(caplog.records) == 1
     assert "no native bf16" in caplog.records[0].getMessage()
 
@@ -27,8 +27,8 @@ def test_cpu_without_bf16_falls_back_with_one_warning(
 def test_bf16_kept_where_supported_and_other_precisions_untouched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
-    assert precision.resolve_precision("cpu", "bf16-mixed") == "bf16-mixed"
-    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
-    assert precision.resolve_precision("cpu", "32-true") == "32-true"
-    assert precision.resolve_precision("gpu", "bf16-mixed") == "bf16-mixed"
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
+    assert runtime.resolve_precision("cpu", "bf16-mixed") == "bf16-mixed"
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    assert runtime.resolve_precision("cpu", "32-true") == "32-true"
+    assert runtime.resolve_precision("gpu", "bf16-mixed") == "bf16-mixed"

@@ -14,10 +14,10 @@ import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig
 
+from neuroseg.analysis.morphometrics import measure, skeleton_length_px
+from neuroseg.inference.overlay import overlay
 from neuroseg.io import read_csv, read_image, write_png, write_tiff
 from neuroseg.models.ternausnet import build_model
-from neuroseg.morphometrics import measure, skeleton_length_px
-from neuroseg.overlay import overlay
 from neuroseg.predict import predict
 
 REPO = Path(__file__).resolve().parents[1]

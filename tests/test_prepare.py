@@ -14,10 +14,10 @@ import pytest
 from hydra import compose, initialize
 
 from neuroseg import io
-from neuroseg.data import prepare as pipeline
+from neuroseg.data import build as pipeline
 from neuroseg.data.manifest import MANIFEST_COLUMNS
 from neuroseg.data.pairing import find_duplicates, label_number, pixel_hash
-from neuroseg.data.synth_tree import make_dataset
+from neuroseg.data.sample_tree import make_dataset
 from neuroseg.data.tiling import Tile, cut
 from neuroseg.prepare import prepare
 

@@ -14,8 +14,8 @@ from hydra import compose, initialize
 from pytorch_lightning.callbacks import TQDMProgressBar
 from torch.overrides import TorchFunctionMode
 
-from neuroseg.progress import ProgressBar
 from neuroseg.train import train
+from neuroseg.training.progress import ProgressBar
 
 # Tensor methods that copy a value to the host: on a GPU each waits for the queued kernels.
 HOST_READS = {

@@ -15,13 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from neuroseg import io
 from neuroseg.data.labels import class_mask, paint_mask, read_mask, write_label_copies
-from neuroseg.data.synth_tree import make_dataset
+from neuroseg.data.sample_tree import make_dataset
 from neuroseg.data.transforms import normalize
-from neuroseg.lit import SegmentationModule
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import check_label_names, is_output, predict
 from neuroseg.prepare import prepare
 from neuroseg.train import fine_tune_weights, train
+from neuroseg.training.module import SegmentationModule
 
 REPO = Path(__file__).resolve().parents[1]
 LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint

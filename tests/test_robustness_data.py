@@ -21,9 +21,9 @@ import tifffile
 from hydra import compose, initialize
 
 from neuroseg import io
-from neuroseg.data.synth_tree import make_dataset
+from neuroseg.cli import LOCK_NAME, RunFolderLock
+from neuroseg.data.sample_tree import make_dataset
 from neuroseg.prepare import prepare
-from neuroseg.runlock import LOCK_NAME, RunFolderLock
 
 REPO = Path(__file__).resolve().parents[1]
 TREES = ("originals", "labels", "labels_axons")
@@ -279,7 +279,7 @@ def test_kill_9_mid_prepare_keeps_the_previous_dataset_and_a_rerun_takes_over(
 def test_demo_sample_made_once_when_two_ranks_start_together(tmp_path: Path) -> None:
     code = (
         "import sys, time; from pathlib import Path; from omegaconf import OmegaConf\n"
-        "from neuroseg.demo import ensure_sample\n"
+        "from neuroseg.data.sample import ensure_sample\n"
         "palette = OmegaConf.to_container(OmegaConf.load('conf/palette/qlab.yaml'))\n"
         "while not Path(sys.argv[1], 'go').exists(): time.sleep(0.005)\n"
         "ensure_sample(Path(sys.argv[1], 'raw'), Path(sys.argv[1], 'prepared'),\n"

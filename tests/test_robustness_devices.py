@@ -14,10 +14,10 @@ import torch
 from hydra import compose, initialize
 from omegaconf import OmegaConf
 
-import neuroseg.sweep  # noqa: F401  registers the gpus_per_node resolver, as Hydra's callback does
-from neuroseg import io, precision
+import neuroseg.cli  # noqa: F401  registers the gpus_per_node resolver, as Hydra's callback does
+from neuroseg import io, runtime
 from neuroseg.data.datamodule import NeuroSegDataModule
-from neuroseg.predictor import inference_settings
+from neuroseg.inference.predictor import inference_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,7 +123,7 @@ def test_two_processes_score_val_and_test_as_one(odd_prepared: Path, tmp_path: P
 def gpu(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     """A mocked CUDA device that emulates bf16; `native` says whether it also runs it natively."""
     capability = {"native": False}
-    monkeypatch.setattr(precision, "_warned", set(), raising=False)
+    monkeypatch.setattr(runtime, "_warned", set(), raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(
         torch.cuda,
@@ -136,17 +136,17 @@ def gpu(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
 def test_gpu_without_native_bf16_trains_in_fp16_mixed_and_warns_once(
     gpu: dict[str, bool], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level("WARNING", logger="neuroseg.precision"):
+    with caplog.at_level("WARNING", logger="neuroseg.runtime"):
         for accelerator in ("gpu", "cuda", "auto", "gpu"):
-            assert precision.resolve_precision(accelerator, "bf16-mixed") == "16-mixed"
+            assert runtime.resolve_precision(accelerator, "bf16-mixed") == "16-mixed"
     assert len(caplog.records) == 1 and "no native bf16" in caplog.messages[0]
-    assert precision.resolve_precision("gpu", "bf16-true") == "32-true"
-    assert precision.resolve_precision("gpu", "32-true") == "32-true"
+    assert runtime.resolve_precision("gpu", "bf16-true") == "32-true"
+    assert runtime.resolve_precision("gpu", "32-true") == "32-true"
 
 
 def test_gpu_with_native_bf16_keeps_it(gpu: dict[str, bool]) -> None:
     gpu["native"] = True
-    assert precision.resolve_precision("gpu", "bf16-mixed") == "bf16-mixed"
+    assert runtime.resolve_precision("gpu", "bf16-mixed") == "bf16-mixed"
 
 
 def test_predict_on_gpu_without_native_bf16_runs_fp32(
@@ -162,7 +162,7 @@ def test_predict_on_gpu_without_native_bf16_runs_fp32(
             "precision": "bf16",
         }
     )
-    with caplog.at_level("WARNING", logger="neuroseg.precision"):
+    with caplog.at_level("WARNING", logger="neuroseg.runtime"):
         for _ in range(3):  # once per image
             assert inference_settings(cfg)["precision"] == 32
     assert len(caplog.records) == 1

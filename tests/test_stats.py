@@ -10,7 +10,7 @@ from neuroseg.analysis.conclusions import Claim, ImageRecord, conclude
 from neuroseg.analysis.grid import grid_angle_deg
 from neuroseg.analysis.orientation import alignment_index, measure_axons
 from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, stats_rows, summary_text
-from neuroseg.data.synth import make_image
+from neuroseg.data.sample_image import make_image
 from neuroseg.task import AXON, NEURON
 
 

@@ -11,8 +11,8 @@ import pytest
 from hydra import compose, initialize
 
 from neuroseg import io
-from neuroseg.data.synth import CONDITIONS, make_image, place_cells, trace_axons
-from neuroseg.data.synth_tree import PAINT_RGB, TRUTH_COLUMNS, make_dataset, paint_label
+from neuroseg.data.sample_image import CONDITIONS, make_image, place_cells, trace_axons
+from neuroseg.data.sample_tree import PAINT_RGB, TRUTH_COLUMNS, make_dataset, paint_label
 from neuroseg.synth import synth
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,11 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from neuroseg.data.datamodule import NeuroSegDataModule
-from neuroseg.demo import ensure_sample
-from neuroseg.lit import SegmentationModule
+from neuroseg.data.sample import ensure_sample
 from neuroseg.models.ternausnet import UNet11, UNet16
-from neuroseg.precision import resolve_precision
+from neuroseg.runtime import resolve_precision
 from neuroseg.train import IMAGE_KEYS, optimized_value, resume_path, train
+from neuroseg.training.module import SegmentationModule
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny and fast: random weights, small crops, no loader workers.
@@ -94,7 +94,7 @@ def test_options_instantiate(overrides: list[str], tmp_path: Path) -> None:
 
 
 def test_slurm_launcher_follows_the_trainer() -> None:
-    import neuroseg.sweep  # noqa: F401  its gpus_per_node resolver, as Hydra's callback loads it
+    import neuroseg.cli  # noqa: F401  its gpus_per_node resolver, as Hydra's callback loads it
 
     with initialize(version_base="1.3", config_path="../conf"):
         cfg = compose(

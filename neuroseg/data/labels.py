@@ -19,7 +19,7 @@ from skimage import morphology
 from neuroseg import io
 from neuroseg.data.pairing import LABELS, LABELS_AXONS, label_path
 from neuroseg.errors import ChoiceError, InputError, UsageError
-from neuroseg.overlay import gray_to_rgb8
+from neuroseg.inference.overlay import gray_to_rgb8
 from neuroseg.task import AXON, BACKGROUND, NEURON
 
 # JFIF's RGB -> (Y, Cb, Cr) matrix (the one JPEG files use); chroma here is centred on 0.

@@ -1,6 +1,6 @@
 """napari widget: segment the current image with a checkpoint and show the classes as Labels.
 
-The model is loaded and run by neuroseg.predictor (load_model, segment), with the predict
+The model is loaded and run by neuroseg.inference.predictor (load_model, segment), with the predict
 config's settings, in a worker thread so the viewer stays live; a progress bar shows the step.
 """
 
@@ -15,9 +15,9 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, 
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 
+from neuroseg.inference.predictor import load_model, segment
 from neuroseg.napari.reader import neuroseg_meta, palette_colormap
 from neuroseg.napari.settings import predict_config
-from neuroseg.predictor import load_model, segment
 from neuroseg.task import Task
 
 SAVED = "as saved"  # encoder/task choice: the checkpoint's own (legacy files name neither)

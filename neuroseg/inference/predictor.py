@@ -14,13 +14,12 @@ import torch
 from omegaconf import DictConfig
 
 from neuroseg.errors import UsageError
-from neuroseg.inference import predict_probs, probs_to_mask, resolve_device
+from neuroseg.inference.postprocess import postprocess
+from neuroseg.inference.window import predict_probs, probs_to_mask, resolve_device
 from neuroseg.io import scale_to_unit, to_gray
 from neuroseg.models.checkpoint import LoadedModel, load_checkpoint
-from neuroseg.postprocess import postprocess
-from neuroseg.precision import resolve_precision
+from neuroseg.runtime import resolve_precision, set_threads
 from neuroseg.task import Task, get_task
-from neuroseg.threads import set_threads
 
 log = logging.getLogger(__name__)
 

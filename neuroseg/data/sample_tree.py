@@ -1,7 +1,7 @@
 """The sample raw tree as the lab delivers it, plus truth/: exact answers for the demo and tests.
 
 `originals/<condition>/<n>.tif`, painted JPEG label copies, byte-identical duplicates under new
-numbers, and truth/ (class maps, images.csv), drawn with `neuroseg.data.synth.make_image`.
+numbers, and truth/ (class maps, images.csv), drawn with `neuroseg.data.sample_image.make_image`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from neuroseg import io
-from neuroseg.data.synth import CONDITIONS, SynthImage, condition_geometry, make_image
+from neuroseg.data.sample_image import CONDITIONS, SynthImage, condition_geometry, make_image
 from neuroseg.errors import PathTakenError, UsageError
 from neuroseg.task import AXON, NEURON
 

@@ -1,6 +1,6 @@
 """Lab-like brightfield images of neurons on nanopillar plates with known truth (demo, tests).
 
-One image at a time, in memory; `neuroseg.data.synth_tree` writes them out as the lab's raw tree.
+One image at a time, in memory; `neuroseg.data.sample_tree` writes them out as the lab's raw tree.
 """
 
 from __future__ import annotations

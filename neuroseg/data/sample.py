@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from neuroseg import io
-from neuroseg.data.prepare import prepare_dataset
-from neuroseg.data.synth_tree import PAINT_RGB, make_dataset
+from neuroseg.data.build import prepare_dataset
+from neuroseg.data.sample_tree import PAINT_RGB, make_dataset
 from neuroseg.errors import UsageError
 
 log = logging.getLogger(__name__)

@@ -11,10 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
-from neuroseg.losses import SegmentationLoss
-from neuroseg.metrics import SegmentationMetrics
 from neuroseg.models.ternausnet import build_model
 from neuroseg.task import get_task
+from neuroseg.training.losses import SegmentationLoss
+from neuroseg.training.metrics import SegmentationMetrics
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
@@ -89,7 +89,7 @@ class SegmentationModule(pl.LightningModule):
         if stage == "train":
             loss = self.loss(logits, target, valid)
             # Per step on this process only, for the logger: a prog_bar value would be copied to
-            # the host after every step (neuroseg.progress.ProgressBar shows it on logging steps).
+            # the host after every step (training.progress.ProgressBar shows it on logging steps).
             self.log("train/loss", loss.detach(), on_step=True, on_epoch=False)
             return loss, logits
         # The soft Jaccard term is not a sum over tiles, so a batch's loss is not the mean of its

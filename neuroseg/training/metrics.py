@@ -8,7 +8,7 @@ import torch
 from torchmetrics import Metric
 
 from neuroseg.errors import UsageError
-from neuroseg.scoring import dice_from_counts, iou_from_counts
+from neuroseg.evaluation.scoring import dice_from_counts, iou_from_counts
 from neuroseg.task import get_task
 
 

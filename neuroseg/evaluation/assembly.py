@@ -11,9 +11,9 @@ import torch
 from omegaconf import DictConfig
 
 from neuroseg.data.dataset import ManifestRow, load_tile, read_manifest, split_tiles, tile_paths
-from neuroseg.inference import predict_probs
+from neuroseg.inference.predictor import inference_settings
+from neuroseg.inference.window import predict_probs
 from neuroseg.io import scale_to_unit
-from neuroseg.predictor import inference_settings
 from neuroseg.task import Task
 
 

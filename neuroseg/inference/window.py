@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from neuroseg.bars import progress_bar
 from neuroseg.data.transforms import normalize, pad_to_multiple
 from neuroseg.errors import UsageError
 from neuroseg.models.ternausnet import SIZE_MULTIPLE
+from neuroseg.runtime import progress_bar
 
 __all__ = ["SIZE_MULTIPLE", "pad_to_multiple"]  # re-exported: callers pad as training does
 # Flips averaged by test-time augmentation, as tensor dims of (N, C, H, W): none, h, v, both.

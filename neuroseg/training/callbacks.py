@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from neuroseg.metrics import classes_from_logits, classes_from_target
-from neuroseg.overlay import CLASS_COLORS, gray_to_rgb8, overlay
+from neuroseg.inference.overlay import CLASS_COLORS, gray_to_rgb8, overlay
+from neuroseg.training.metrics import classes_from_logits, classes_from_target
 
 
 def display_gray(image: torch.Tensor, valid: torch.Tensor) -> np.ndarray:

@@ -26,7 +26,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from neuroseg import io
-from neuroseg.bars import progress_bar
 from neuroseg.data.labels import check_palette, class_mask, neuron_mask
 from neuroseg.data.manifest import MANIFEST_COLUMNS, ManifestRow, pixel_counts
 from neuroseg.data.pairing import (
@@ -51,6 +50,7 @@ from neuroseg.data.split import (
 )
 from neuroseg.data.tiling import check_tile_size, cut, tile_grid
 from neuroseg.errors import InputError, PathTakenError, UsageError
+from neuroseg.runtime import progress_bar
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from hydra import compose, initialize
 from omegaconf import DictConfig
 
 from neuroseg.analyze import analyze
-from neuroseg.bars import progress_bar
 from neuroseg.evaluate import evaluate
 from neuroseg.io import write_tiff
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import predict
 from neuroseg.prepare import prepare
+from neuroseg.runtime import progress_bar
 
 
 class Terminal(io.StringIO):

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import ndimage
 
 from neuroseg.analysis.orientation import measure_axons
-from neuroseg.postprocess import CONNECTIVITY
+from neuroseg.inference.postprocess import CONNECTIVITY
 from neuroseg.task import AXON, NEURON
 
 COLUMNS = (
