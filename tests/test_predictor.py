@@ -5,6 +5,7 @@ import logging
 import pytest
 from omegaconf import OmegaConf
 
+from neuroseg import runtime
 from neuroseg.inference.predictor import inference_settings
 
 
