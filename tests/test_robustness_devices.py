@@ -58,7 +58,9 @@ def test_evaluation_shares_tiles_among_ranks_without_repeats(odd_prepared: Path)
         for rank in range(2):
             module = datamodule_on_rank(odd_prepared, rank, 2)
             shares.append(loader_tiles(getattr(module, f"{split}_dataloader")()))
-        every = [row["tile"] for row in datamodule_on_rank(odd_prepared, 0, 1).manifest_rows(split)]
+        every = [
+            row["tile"] for row in io.read_csv(odd_prepared / "manifest.csv") if row["split"] == split
+        ]
         assert sorted(shares[0] + shares[1]) == sorted(every), split
         assert abs(len(shares[0]) - len(shares[1])) == 1
 
