@@ -59,7 +59,9 @@ def test_evaluation_shares_tiles_among_ranks_without_repeats(odd_prepared: Path)
             module = datamodule_on_rank(odd_prepared, rank, 2)
             shares.append(loader_tiles(getattr(module, f"{split}_dataloader")()))
         every = [
-            row["tile"] for row in io.read_csv(odd_prepared / "manifest.csv") if row["split"] == split
+            row["tile"]
+            for row in io.read_csv(odd_prepared / "manifest.csv")
+            if row["split"] == split
         ]
         assert sorted(shares[0] + shares[1]) == sorted(every), split
         assert abs(len(shares[0]) - len(shares[1])) == 1
