@@ -20,8 +20,9 @@ if IN_CI:
     import napari
     import pytestqt  # noqa: F401
 else:
-    napari = pytest.importorskip("napari", reason="napari is not installed: pip install '.[napari]'")
-    pytest.importorskip("pytestqt", reason="pytest-qt is not installed: pip install '.[napari]'")
+    MISSING = "is not installed: pip install '.[napari]'"
+    napari = pytest.importorskip("napari", reason=f"napari {MISSING}")
+    pytest.importorskip("pytestqt", reason=f"pytest-qt {MISSING}")
 
 from hydra import compose, initialize  # noqa: E402
 from npe2 import PluginManager, PluginManifest  # noqa: E402
