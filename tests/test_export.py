@@ -237,6 +237,7 @@ def test_bioimageio_core_reproduces_test_output(package: Path) -> None:
 def test_bioimageio_core_equals_neuroseg_predict(package: Path, tmp_path: Path) -> None:
     from bioimageio.core import create_prediction_pipeline
     from bioimageio.core import predict as core_predict
+    from bioimageio.core.digest_spec import create_sample_for_model
     from bioimageio.spec import load_model_description
 
     gray = sample_gray(96, 128, seed=5)
@@ -263,7 +264,14 @@ def test_bioimageio_core_equals_neuroseg_predict(package: Path, tmp_path: Path) 
     descr = load_model_description(package)
     for weight_format in ("torchscript", "onnx", "pytorch_state_dict"):
         pipeline = create_prediction_pipeline(descr, weight_format=weight_format)
-        sample = core_predict(model=pipeline, inputs=gray[None, None])
-        got = sample.members["probabilities"].data.to_numpy()[0]
+        sample = create_sample_for_model(descr, inputs=gray[None, None], sample_id="image")
+        # Without the halo's mirror padding, which neuroseg.predict does not do either.
+        output = pipeline.predict_sample_without_blocking(
+            sample, skip_input_padding=True, skip_output_cropping=True
+        )
+        got = output.members["probabilities"].data.to_numpy()[0]
         assert got.shape == expected.shape
         assert np.abs(got - expected).max() <= 1e-4, weight_format
+    # The default call pads by the 16 px halo: same shape, a little more border context.
+    padded = core_predict(model=package, inputs=gray[None, None])
+    assert padded.members["probabilities"].data.shape == (1, *expected.shape)
