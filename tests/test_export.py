@@ -67,7 +67,7 @@ def test_wrapper_is_predicts_normalisation_and_activation() -> None:
 
 
 def test_architecture_source_needs_no_neuroseg() -> None:
-    from neuroseg.models.bioimageio import ARCHITECTURE_CALLABLE, architecture_source
+    from neuroseg.models.export import ARCHITECTURE_CALLABLE, architecture_source
 
     def no_neuroseg(name: str, *args: object, **kwargs: object) -> object:
         if name.split(".")[0] == "neuroseg":

@@ -11,9 +11,7 @@ the final sigmoid/softmax (`neuroseg.models.export.GrayToProbabilities`). Every 
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -25,15 +23,16 @@ import torch
 from bioimageio.core import test_model
 from bioimageio.spec import save_bioimageio_package
 from bioimageio.spec.model import v0_5
-from torch import nn
 
 from neuroseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from neuroseg.inference import SIZE_MULTIPLE, probabilities, probs_to_mask
+from neuroseg.inference import SIZE_MULTIPLE, probs_to_mask
 from neuroseg.io import atomic_path, scale_to_unit, write_png
-from neuroseg.models import ternausnet
 from neuroseg.models.export import (
+    ARCHITECTURE_CALLABLE,
+    ARCHITECTURE_FILE,
     ExportCheck,
     GrayToProbabilities,
+    architecture_source,
     check_export,
     check_inputs,
     write_onnx,
@@ -41,53 +40,6 @@ from neuroseg.models.export import (
 )
 from neuroseg.overlay import gray_to_rgb8, overlay
 from neuroseg.task import Task
-
-# The packaged network's callable and the architecture file that defines it for consumers.
-ARCHITECTURE_CALLABLE = "packaged_model"
-ARCHITECTURE_FILE = "neuroseg_architecture.py"
-
-
-def packaged_model(
-    encoder: str, num_classes: int, mean: Sequence[float], std: Sequence[float]
-) -> nn.Module:
-    """A random-weight GrayToProbabilities(UNet11|UNet16): what the package's state dict fills.
-
-    The architecture file defines it without neuroseg installed; keep its body to names that file
-    holds (`ENCODERS`, `GrayToProbabilities`).
-    """
-    return GrayToProbabilities(ternausnet.ENCODERS[encoder](num_classes), mean, std)
-
-
-def standalone_source(obj: object) -> str:
-    """Source of a module, class or function without its `__future__` and neuroseg imports."""
-    source = inspect.getsource(obj)
-    drop: set[int] = set()
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
-            "__future__",
-            "neuroseg",
-        ):
-            drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
-    return "\n".join(line for i, line in enumerate(source.splitlines(), 1) if i not in drop)
-
-
-def architecture_source() -> str:
-    """Python source defining `packaged_model` with torch and torchvision only: TernausNet's
-    module, the probabilities and wrapper of neuroseg, and the factory, copied from the code."""
-    # `ternausnet.build_model` names neuroseg's weight loader, which this file lacks; consumers
-    # only call `packaged_model`, which never reaches it.
-    parts = [
-        '"""neuroseg\'s network for bioimage.io consumers; generated from neuroseg\'s source."""',
-        "from __future__ import annotations",
-        standalone_source(ternausnet),
-        standalone_source(probabilities),
-        "from collections.abc import Sequence",
-        standalone_source(GrayToProbabilities),
-        standalone_source(packaged_model).replace("ternausnet.ENCODERS", "ENCODERS"),
-    ]
-    source = "\n\n\n".join(parts) + "\n"
-    compile(source, ARCHITECTURE_FILE, "exec")  # a syntax error here is ours, not the user's
-    return source
 
 
 @dataclass(frozen=True)
@@ -289,7 +241,9 @@ def describe(
         ),
     )
     tolerance = v0_5.ReproducibilityTolerance(
-        absolute_tolerance=settings.tolerance, relative_tolerance=0.0
+        absolute_tolerance=settings.tolerance,
+        relative_tolerance=0.0,
+        mismatched_elements_per_million=0,
     )
     return v0_5.ModelDescr(
         name=info.name,

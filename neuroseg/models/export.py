@@ -1,6 +1,6 @@
-"""A trained network as one self-contained file (TorchScript or ONNX) that any runtime can call:
-a gray image in [0, 1] goes in, class probabilities come out. Each file is read back and checked
-against PyTorch before it is kept.
+"""A trained network as one self-contained file (TorchScript, ONNX, or Python source for its
+state dict) that any runtime can call: a gray image in [0, 1] goes in, class probabilities come
+out. Each file is read back and checked against PyTorch before it is kept.
 
 The encoder's ImageNet normalisation, the gray-to-RGB repeat and the final sigmoid/softmax live in
 the wrapper, so the files need neither neuroseg's preprocessing nor its post-processing.
@@ -8,7 +8,9 @@ the wrapper, so the files need neither neuroseg's preprocessing nor its post-pro
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from torch import nn
 
 from neuroseg.inference import SIZE_MULTIPLE, probabilities
 from neuroseg.io import atomic_path
+from neuroseg.models import ternausnet
 
 # The exported graph's names, which ONNX and bioimage.io users see.
 INPUT_NAME = "input"
@@ -43,6 +46,54 @@ class GrayToProbabilities(nn.Module):
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
         rgb = gray.expand(-1, self.mean.shape[1], -1, -1)  # the encoders were pretrained on RGB
         return probabilities(self.net((rgb - self.mean) / self.std))
+
+
+# The packaged network's callable and the architecture file that defines it for consumers.
+ARCHITECTURE_CALLABLE = "packaged_model"
+ARCHITECTURE_FILE = "neuroseg_architecture.py"
+
+
+def packaged_model(
+    encoder: str, num_classes: int, mean: Sequence[float], std: Sequence[float]
+) -> nn.Module:
+    """A random-weight GrayToProbabilities(UNet11|UNet16): what the package's state dict fills.
+
+    The architecture file defines it without neuroseg installed; keep its body to names that file
+    holds (`ENCODERS`, `GrayToProbabilities`).
+    """
+    return GrayToProbabilities(ternausnet.ENCODERS[encoder](num_classes), mean, std)
+
+
+def standalone_source(obj: object) -> str:
+    """Source of a module, class or function without its `__future__` and neuroseg imports."""
+    source = inspect.getsource(obj)
+    drop: set[int] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in (
+            "__future__",
+            "neuroseg",
+        ):
+            drop.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+    return "\n".join(line for i, line in enumerate(source.splitlines(), 1) if i not in drop)
+
+
+def architecture_source() -> str:
+    """Python source defining `packaged_model` with torch and torchvision only: TernausNet's
+    module, the probabilities and wrapper of neuroseg, and the factory, copied from the code."""
+    # `ternausnet.build_model` names neuroseg's weight loader, which this file lacks; consumers
+    # only call `packaged_model`, which never reaches it.
+    parts = [
+        '"""neuroseg\'s network for bioimage.io consumers; generated from neuroseg\'s source."""',
+        "from __future__ import annotations",
+        standalone_source(ternausnet),
+        standalone_source(probabilities),
+        "from collections.abc import Sequence",
+        standalone_source(GrayToProbabilities),
+        standalone_source(packaged_model).replace("ternausnet.ENCODERS", "ENCODERS"),
+    ]
+    source = "\n\n\n".join(parts) + "\n"
+    compile(source, ARCHITECTURE_FILE, "exec")  # a syntax error here is ours, not the user's
+    return source
 
 
 @dataclass(frozen=True)
