@@ -85,12 +85,20 @@ def check_format(fmt: str) -> str:
     """`fmt` when known and its packages are installed; otherwise one line saying what to do."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: choose one of {sorted(FORMATS)}")
-    missing = [name for name in FORMATS[fmt][1] if importlib.util.find_spec(name) is None]
+    missing = [name for name in FORMATS[fmt][1] if not installed(name)]
     if missing:
         raise ModuleNotFoundError(
             f"format={fmt} needs {', '.join(missing)}: pip install -e '.[export]'"
         )
     return fmt
+
+
+def installed(module: str) -> bool:
+    """True when `module` (dotted names too) can be imported; nothing is imported but parents."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
 
 
 def output_path(cfg: DictConfig, loaded: LoadedModel) -> Path:

@@ -145,6 +145,19 @@ def test_export_refuses_bad_settings(tmp_path: Path, write_legacy_checkpoint: Le
     assert list(tmp_path.iterdir()) == [ckpt]  # nothing half-written
 
 
+def test_export_without_the_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import neuroseg.export as entry
+
+    assert not entry.installed("no_such_package.sub") and entry.installed("torch.nn")
+    monkeypatch.setattr(entry, "installed", lambda name: name != "onnxruntime")
+    with pytest.raises(
+        ModuleNotFoundError, match=r"needs onnxruntime: pip install -e '.\[export\]'"
+    ):
+        export(compose_export(["ckpt_path=unused.ckpt", "format=onnx"]))
+
+
 def test_export_refuses_untrusted_pickles(
     tmp_path: Path, write_legacy_checkpoint: LegacyWriter
 ) -> None:
