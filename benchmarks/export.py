@@ -9,9 +9,11 @@ benchmarks/results/export.json.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +30,30 @@ from neuroseg.models.export import (
 from neuroseg.models.ternausnet import build_model
 
 MODELS = {"unet11": "vgg11", "unet16": "vgg16"}
-COLUMNS = ("model", "window", "pytorch_s", "onnxruntime_s", "ort_over_torch", "max_abs_diff")
+COLUMNS = (
+    "model",
+    "window",
+    "pytorch_s",
+    "onnxruntime_s",
+    "ort_over_torch",
+    "max_abs_diff",
+    "cpu_share",
+)
 
 
-def time_forward(run: object, gray: np.ndarray, repeats: int) -> list[float]:
-    """Seconds of each of `repeats` calls of `run(gray)`, after one untimed warm-up call."""
+def time_forward(
+    run: Callable[[np.ndarray], np.ndarray], gray: np.ndarray, repeats: int
+) -> tuple[list[float], list[float]]:
+    """(wall, process CPU) seconds of each of `repeats` calls of `run(gray)`, after one untimed
+    warm-up call; CPU over wall x threads near 1 means the cores were ours."""
     run(gray)
-    seconds = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         run(gray)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return walls, cpus
 
 
 def run_one(
@@ -55,7 +69,8 @@ def run_one(
     gray = np.random.default_rng(0).random((1, 1, *hw), dtype=np.float32)
     path = write_onnx(model, folder / f"{model_name}.onnx", torch.from_numpy(gray), opset)
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # the same cores as PyTorch
+    threads = torch.get_num_threads()
+    options.intra_op_num_threads = threads  # the same cores as PyTorch
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def torch_forward(x: np.ndarray) -> np.ndarray:
@@ -65,21 +80,27 @@ def run_one(
     def ort_forward(x: np.ndarray) -> np.ndarray:
         return session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
 
-    torch_s, ort_s = [], []
+    torch_s, ort_s, torch_cpu, ort_cpu = [], [], [], []
     for _ in range(rounds):
-        torch_s += time_forward(torch_forward, gray, repeats)
-        ort_s += time_forward(ort_forward, gray, repeats)
+        walls, cpus = time_forward(torch_forward, gray, repeats)
+        torch_s, torch_cpu = torch_s + walls, torch_cpu + cpus
+        walls, cpus = time_forward(ort_forward, gray, repeats)
+        ort_s, ort_cpu = ort_s + walls, ort_cpu + cpus
     diff = float(np.abs(torch_forward(gray) - ort_forward(gray)).max())
     torch_median, ort_median = statistics.median(torch_s), statistics.median(ort_s)
     return {
         "model": model_name,
         "window": f"{hw[0]}x{hw[1]}",
-        "pytorch_s": round(torch_median, 3),
-        "onnxruntime_s": round(ort_median, 3),
-        "ort_over_torch": round(ort_median / torch_median, 3),
+        "pytorch_s": torch_median,
+        "onnxruntime_s": ort_median,
+        "ort_over_torch": ort_median / torch_median,
         "max_abs_diff": diff,
+        "cpu_share": round(sum(torch_cpu + ort_cpu) / sum(torch_s + ort_s) / threads, 2),
         "pytorch_all_s": torch_s,
         "onnxruntime_all_s": ort_s,
+        "pytorch_cpu_s": torch_cpu,
+        "onnxruntime_cpu_s": ort_cpu,
+        "load_average_1min": os.getloadavg()[0],
         "opset": opset,
         "onnxruntime": onnxruntime.__version__,
     }

@@ -288,3 +288,13 @@ def test_bioimageio_core_equals_neuroseg_predict(package: Path, tmp_path: Path) 
     # The default call pads by the 16 px halo: same shape, a little more border context.
     padded = core_predict(model=package, inputs=gray[None, None])
     assert padded.members["probabilities"].data.shape == (1, *expected.shape)
+
+
+@pytest.mark.slow
+def test_export_benchmark_times_both_runtimes(tmp_path: Path) -> None:
+    from benchmarks.export import run_one
+
+    row = run_one("unet11", (64, 64), opset=18, rounds=1, repeats=1, folder=tmp_path)
+    assert row["pytorch_s"] > 0 and row["onnxruntime_s"] > 0
+    assert row["ort_over_torch"] == pytest.approx(row["onnxruntime_s"] / row["pytorch_s"], 0.01)
+    assert row["max_abs_diff"] <= 1e-4
