@@ -23,6 +23,7 @@ from neuroseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from neuroseg.io import scale_to_unit
 from neuroseg.models.checkpoint import LoadedModel
 from neuroseg.models.export import ExportCheck, GrayToProbabilities, write_checked
+from neuroseg.models.ternausnet import ENCODERS
 from neuroseg.predictor import load_model
 from neuroseg.task import Task
 
@@ -34,7 +35,6 @@ FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
     "onnx": (".onnx", ("onnx", "onnxruntime", "onnxscript")),
     "torchscript": (".pt", ()),
 }
-ENCODER_NAMES = {"vgg11": "UNet11", "vgg16": "UNet16"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,14 +127,13 @@ def export_package(
     from neuroseg.models.bioimageio import (
         PackageInfo,
         PackageSettings,
-        verify_package,
         write_package,
     )
 
     package = OmegaConf.to_container(cfg.package, resolve=True)
     if package["name"] is None:
-        classes = "neurons" if loaded.task == "binary" else "neurons and axons"
-        package["name"] = f"neuroseg {ENCODER_NAMES[loaded.encoder]} {classes}"
+        classes = " and ".join(task.foreground)
+        package["name"] = f"neuroseg {ENCODERS[loaded.encoder].__name__} {classes}"
     settings = PackageSettings(
         input_bit_depth=cfg.input_bit_depth,
         halo_px=cfg.halo_px,
@@ -143,11 +142,11 @@ def export_package(
         overlay_colors=tuple(tuple(color) for color in cfg.overlay_colors),
     )
     output.parent.mkdir(parents=True, exist_ok=True)
+    info = PackageInfo(**package)
     result = write_package(
-        model, loaded.encoder, task, threshold, sample, PackageInfo(**package), settings, output
+        model, loaded.encoder, task, threshold, sample, info, settings, output, cfg.check_package
     )
     if cfg.check_package:
-        verify_package(result.path)
         log.info("bioimageio.core reproduced the test output from every weight format")
     return ExportResult(path=result.path, checks=result.checks)
 

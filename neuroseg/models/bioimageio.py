@@ -38,6 +38,7 @@ from neuroseg.models.export import (
     write_onnx,
     write_torchscript,
 )
+from neuroseg.models.ternausnet import ENCODERS
 from neuroseg.overlay import gray_to_rgb8, overlay
 from neuroseg.task import Task
 
@@ -135,7 +136,7 @@ def readme_text(
   skip_output_cropping=True)`), or with a package exported with `halo_px=0`.
 
 ## Network
-TernausNet {"UNet11" if encoder == "vgg11" else "UNet16"}: a U-Net whose encoder is
+TernausNet {ENCODERS[encoder].__name__}: a U-Net whose encoder is
 {encoder.upper()} (torchvision layout), trained with neuroseg. Weights: TorchScript, ONNX (opset
 {settings.opset}) and a PyTorch state dict with its architecture source; all compute the same
 function (checked to within {settings.tolerance:.0e}).
@@ -282,10 +283,12 @@ def write_package(
     info: PackageInfo,
     settings: PackageSettings,
     output: Path,
+    verify: bool = True,
 ) -> PackageResult:
     """Write the bioimage.io zip at `output`: TorchScript and ONNX (both checked against PyTorch
     on `sample`), the state dict with its architecture source, test tensors made from `sample`
-    (a gray (H, W) image of the input dtype), a cover, and the README.
+    (a gray (H, W) image of the input dtype), a cover, and the README. With `verify`, the zip
+    reaches `output` only after bioimageio.core has reproduced its test output (`verify_package`).
     """
     if not info.authors:
         raise ValueError(
@@ -328,6 +331,11 @@ def write_package(
         with atomic_path(output) as tmp:
             # Float weights barely deflate (a few %), and storing is ~10x faster than level 1.
             save_bioimageio_package(descr, output_path=tmp, compression=zipfile.ZIP_STORED)
+            if verify:
+                try:
+                    verify_package(tmp)
+                except ValueError as error:
+                    raise ValueError(f"{output} not written: {error}") from None
     return PackageResult(path=output, checks=checks)
 
 
