@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import logging
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,6 +131,9 @@ def write_onnx(model: GrayToProbabilities, path: Path, example: torch.Tensor, op
     blocks_h = torch.export.Dim("blocks_h", min=1)
     blocks_w = torch.export.Dim("blocks_w", min=1)
     dynamic = {0: torch.export.Dim("batch"), 2: 32 * blocks_h, 3: 32 * blocks_w}
+    # The exporter's graph passes log every step at INFO, which Hydra's run log would keep.
+    for name in ("onnxscript", "onnx_ir"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     with atomic_path(path) as tmp:
         torch.onnx.export(
             model.eval(),
