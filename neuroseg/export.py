@@ -14,12 +14,13 @@ import importlib.util
 import logging
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from neuroseg.cli import command
 from neuroseg.data.synth import make_image
 from neuroseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from neuroseg.errors import ChoiceError, NeurosegError, UsageError
 from neuroseg.io import scale_to_unit
 from neuroseg.models.checkpoint import LoadedModel
 from neuroseg.models.export import ExportCheck, GrayToProbabilities, write_checked
@@ -45,7 +46,7 @@ class ExportResult:
     checks: list[ExportCheck]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@command("export")
 def main(cfg: DictConfig) -> None:
     export(cfg)
 
@@ -84,12 +85,10 @@ def export(cfg: DictConfig) -> ExportResult:
 def check_format(fmt: str) -> str:
     """`fmt` when known and its packages are installed; otherwise one line saying what to do."""
     if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r}: choose one of {sorted(FORMATS)}")
+        raise ChoiceError(f"format={fmt!r}: choose one of {sorted(FORMATS)}")
     missing = [name for name in FORMATS[fmt][1] if not installed(name)]
     if missing:
-        raise ModuleNotFoundError(
-            f"format={fmt} needs {', '.join(missing)}: pip install -e '.[export]'"
-        )
+        raise NeurosegError(f"format={fmt} needs {', '.join(missing)}: pip install -e '.[export]'")
     return fmt
 
 
@@ -108,9 +107,9 @@ def output_path(cfg: DictConfig, loaded: LoadedModel) -> Path:
         return Path(cfg.paths.output_dir) / f"{loaded.encoder}_{loaded.task}{suffix}"
     output = Path(cfg.output)
     if output.resolve() == Path(cfg.ckpt_path).resolve():
-        raise ValueError(f"output={output} is the checkpoint; choose another file name")
+        raise UsageError(f"output={output} is the checkpoint; choose another file name")
     if output.suffix != suffix:
-        raise ValueError(f"output={output}: a {cfg.format} file ends in {suffix}; rename it")
+        raise UsageError(f"output={output}: a {cfg.format} file ends in {suffix}; rename it")
     return output
 
 
@@ -139,7 +138,7 @@ def export_package(
         halo_px=cfg.halo_px,
         opset=cfg.opset,
         tolerance=cfg.tolerance,
-        overlay_colors=tuple(tuple(color) for color in cfg.overlay_colors),
+        overlay_colors=tuple(tuple(color) for color in cfg.overlay.colors),
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     info = PackageInfo(**package)

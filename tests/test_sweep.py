@@ -14,7 +14,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from neuroseg.io import read_csv
-from neuroseg.training.sweep import swept_values, trial_record, trials_table
+from neuroseg.sweep import swept_values, trial_record, trials_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def test_optuna_search_composes_a_seeded_tpe_study() -> None:
     assert sweeper.sampler.seed == 7 and sweeper.direction == "maximize"
     assert cfg.optimized_metric == "val/iou"
     assert set(sweeper.params) == {"optimizer.lr", "model.loss.alpha"}
-    assert cfg.hydra.callbacks.sweep_summary._target_ == "neuroseg.training.sweep.SweepSummary"
+    assert cfg.hydra.callbacks.sweep_summary._target_ == "neuroseg.sweep.SweepSummary"
 
 
 @pytest.mark.slow
