@@ -7,10 +7,8 @@ own errors are caught before Hydra sees them, and around Hydra's main, where a b
 surfaces. Anything else (a bug) keeps Hydra's report; `HYDRA_FULL_ERROR=1` shows the full
 traceback for everything, as Hydra documents.
 
-Two Hydra callbacks keep run folders whole: `RunFolderLock` gives one training at a time its
-run folder (conf/train.yaml), and `SweepFolder` passes a multirun's folder on to the processes it
-starts, so all DDP ranks share it (conf/hydra/default.yaml); importing this module also registers
-the `gpus_per_node` resolver that conf/hydra/launcher/submitit_slurm.yaml uses.
+A Hydra callback keeps a run folder whole: `RunFolderLock` gives one training at a time its run
+folder (conf/train.yaml). Sweeps have theirs in training/sweep.py.
 """
 
 from __future__ import annotations
@@ -171,27 +169,3 @@ class RunFolderLock(Callback):
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._held.close()
-
-
-# conf/hydra/default.yaml reads it back: hydra.sweep.dir=${oc.env:NEUROSEG_SWEEP_DIR,<time>}.
-SWEEP_DIR_ENV = "NEUROSEG_SWEEP_DIR"
-
-
-class SweepFolder(Callback):
-    """Pass a multirun's resolved sweep folder on to the processes it starts.
-
-    Lightning starts DDP ranks 1.. by running the same command line again, `-m` included; each
-    child would resolve `${now:...}` anew and write its logs into a second sweep folder. Children
-    inherit the environment, so they read the parent's folder from it instead.
-    """
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: object) -> None:
-        os.environ[SWEEP_DIR_ENV] = str(config.hydra.sweep.dir)
-
-
-def gpus_per_node(accelerator: str, devices: int) -> int | None:
-    """GPUs a SLURM job asks for: `devices` on a GPU trainer, none (no gres) on CPU."""
-    return int(devices) if str(accelerator) in ("gpu", "cuda") else None
-
-
-OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node, replace=True)

@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize
 from omegaconf import OmegaConf
 
-import neuroseg.cli  # noqa: F401  registers the gpus_per_node resolver, as Hydra's callback does
+import neuroseg.training.sweep  # noqa: F401  registers the gpus_per_node resolver, as Hydra's callback does
 from neuroseg import io, runtime
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.inference.predictor import inference_settings

@@ -94,7 +94,7 @@ def test_options_instantiate(overrides: list[str], tmp_path: Path) -> None:
 
 
 def test_slurm_launcher_follows_the_trainer() -> None:
-    import neuroseg.cli  # noqa: F401  its gpus_per_node resolver, as Hydra's callback loads it
+    import neuroseg.training.sweep  # noqa: F401  its gpus_per_node resolver, as Hydra's callback loads it
 
     with initialize(version_base="1.3", config_path="../conf"):
         cfg = compose(
