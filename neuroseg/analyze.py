@@ -25,7 +25,7 @@ from neuroseg.analysis.design import GRID_COLUMNS, design_of, detection_rows, gr
 from neuroseg.analysis.measure import (
     IMAGE_COLUMNS,
     SEGMENT_COLUMNS,
-    describe,
+    describe_pool,
     measure_all,
     pool,
 )
@@ -56,7 +56,7 @@ def analyze(cfg: DictConfig) -> Path:
         records = assign_plates(records, plate_table, plates)
     settings = OmegaConf.to_container(cfg.stats, resolve=True)
     claims = conclude(records, OmegaConf.to_container(cfg.conditions, resolve=True), **settings)
-    summaries = [describe(g, a, cfg.summary.near_axis_deg) for g, a in groups.items()]
+    summaries = [describe_pool(g, a, cfg.summary.near_axis_deg) for g, a in groups.items()]
     rows = [r.row for r in results]
     design = {
         g: design_of(g, cfg.conditions, cfg.pixel_size_um) for g in {s.group for s in sources}
