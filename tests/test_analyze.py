@@ -12,9 +12,11 @@ from hydra import compose, initialize
 from neuroseg import io
 from neuroseg.analysis.conclusions import CONCLUSION_COLUMNS
 from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
+from neuroseg.analysis.report import run_analysis
+from neuroseg.analysis.settings import AnalysisSettings, analyze_settings
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS
-from neuroseg.analyze import analyze
+from neuroseg.configs import settings
 from neuroseg.data.sample_image import make_image
 
 
@@ -22,7 +24,13 @@ def run(output: Path, *overrides: str) -> Path:
     """Compose the shipped analyze config with overrides and run it into `output`."""
     with initialize(version_base="1.3", config_path="../conf"):
         cfg = compose("analyze", overrides=[f"output={output}", *overrides])
-    return analyze(cfg)
+    return run_analysis(*analyze_settings(cfg))
+
+
+def analysis_settings(*overrides: str) -> AnalysisSettings:
+    """The shipped analyze settings with overrides, as neuroseg.analyze builds them."""
+    with initialize(version_base="1.3", config_path="../conf"):
+        return settings(AnalysisSettings, compose("analyze", overrides=["images=.", *overrides]))
 
 
 def columns(path: Path) -> list[str]:
@@ -105,8 +113,7 @@ def test_predicted_masks_per_condition_folder(raw_dir: Path, tmp_path: Path) -> 
 
 
 def test_painted_labels_read_like_truth(raw_dir: Path, tmp_path: Path) -> None:
-    with initialize(version_base="1.3", config_path="../conf"):
-        cfg = compose("analyze", overrides=[f"images={raw_dir}", f"output={tmp_path}"])
+    cfg = analysis_settings()
     truth, _ = find_sources(raw_dir, None)
     painted, _ = find_sources(raw_dir, raw_dir / "labels_axons")
     assert [s.mask.name for s in painted[:2]] == ["label_1.jpg", "label_2.jpg"]
@@ -218,8 +225,7 @@ def test_grid_condition_without_found_grid_is_left_out_and_listed(tmp_path: Path
     )
     assert detection["n_excluded"] == "1" and float(detection["detection_rate"]) == 0.5
     assert not (output / "segments.csv").read_text().count("400_4/2.tif")
-    with initialize(version_base="1.3", config_path="../conf"):
-        cfg = compose("analyze", overrides=[f"images={images}", "pixel_size_um=0.2"])
+    cfg = analysis_settings("pixel_size_um=0.2")
     groups = pool(measure_all(find_sources(images, masks)[0], cfg))
     assert groups["400_4"]["alignment"].size == 1  # only the image whose grid was found
 

@@ -184,7 +184,7 @@ def find_sources(
     """Images with masks and groups, plus the mask files nobody claimed; raises when empty."""
     layout = discover_images(images, group_by)
     if not layout.groups:
-        raise FileNotFoundError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise MissingPathError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     sources = pair_masks(layout, masks)
     mask_dir = Path(masks) if masks is not None else layout.default_masks
     return sources, unused_masks(mask_dir, sources)
