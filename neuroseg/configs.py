@@ -62,10 +62,10 @@ def settings(cls: type[T], cfg: DictConfig | Mapping[str, Any]) -> T:
     (nor resolved). A `???` left unset raises OmegaConf's error naming the key."""
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    return cls(**{name: build(hints[name], plain(cfg[name]), name) for name in names})
+    return cls(**{name: build(hints[name], to_plain(cfg[name]), name) for name in names})
 
 
-def plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
     """A config node as plain dicts and lists, interpolations resolved; leaves as they are."""
     if isinstance(value, DictConfig | ListConfig):
         return OmegaConf.to_container(value, resolve=True, throw_on_missing=True)

@@ -89,7 +89,7 @@ def make_dataset(
     mistyped path can never wipe the lab's own data.
     """
     out_dir = Path(out_dir)
-    check_out_dir(out_dir)
+    check_sample_target(out_dir)
     if per_condition < 1 or duplicates < 0:
         raise UsageError(f"per_condition {per_condition}, duplicates {duplicates}: need >=1, >=0")
     for condition in conditions:
@@ -111,7 +111,7 @@ def make_dataset(
     return Path(out_dir)
 
 
-def check_out_dir(out_dir: Path) -> None:
+def check_sample_target(out_dir: Path) -> None:
     """Refuse a non-empty folder that is not an earlier sample tree: a mistyped path can never
     wipe the lab's own data (an earlier sample tree is replaced)."""
     if (
