@@ -21,6 +21,10 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from neuroseg.errors import UsageError
 
 T = TypeVar("T")
+# Field metadata: the type a field has in the schema when it cannot be its own. OmegaConf cannot
+# add a key to a dict of dataclasses from the command line (`+conditions.new={...}` is refused),
+# so such a dict is typed dict[str, Any] there and its entries are checked by `build`.
+SCHEMA_TYPE = "schema_type"
 
 
 @functools.cache
@@ -32,7 +36,7 @@ def schema(cls: type) -> type:
     hints = typing.get_type_hints(cls)
     specs = []
     for item in dataclasses.fields(cls):
-        kind = schema_type(hints[item.name])
+        kind = item.metadata.get(SCHEMA_TYPE) or schema_type(hints[item.name])
         if item.default is not dataclasses.MISSING:
             default = dataclasses.field(default=item.default)
         elif dataclasses.is_dataclass(kind):
@@ -81,9 +85,11 @@ def build(hint: Any, value: Any, key: str) -> Any:
         return None
     if dataclasses.is_dataclass(hint):
         names = [f.name for f in dataclasses.fields(hint)]
-        unknown = sorted(set(value) - set(names))
+        unknown, missing = sorted(set(value) - set(names)), [n for n in names if n not in value]
         if unknown:
             raise UsageError(f"{key}.{unknown[0]}: not a setting; choose from {names}")
+        if missing:
+            raise UsageError(f"{key}: no {missing[0]}; give all of {names}")
         hints = typing.get_type_hints(hint)
         return hint(**{name: build(hints[name], value[name], f"{key}.{name}") for name in names})
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -92,4 +98,9 @@ def build(hint: Any, value: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         inner = [arg for arg in args if arg is not type(None)]
         return build(inner[0], value, key) if len(inner) == 1 else value
+    if hint in (bool, int, float, str):
+        kinds = (int, float) if hint is float else hint
+        if isinstance(value, bool) != (hint is bool) or not isinstance(value, kinds):
+            raise UsageError(f"{key}: {value!r} is not a {hint.__name__}")
+        return hint(value)
     return value

@@ -287,3 +287,12 @@ def test_settings_are_frozen_and_typed_from_the_shipped_config() -> None:
         analysis_settings("stats.alternative=left")
     with pytest.raises(FrozenInstanceError):
         shipped.stats.alpha = 0.1  # type: ignore[misc]
+
+
+def test_a_condition_added_on_the_command_line_is_checked_when_built() -> None:
+    added = analysis_settings("+conditions.300_2={height_nm:300,spacing_um:2}")
+    assert added.design["300_2"] == Condition(height_nm=300.0, spacing_um=2.0)
+    with pytest.raises(ValueError, match=r"conditions.300_2: no spacing_um; give all of"):
+        analysis_settings("+conditions.300_2={height_nm:300}")
+    with pytest.raises(ValueError, match=r"conditions.300_2.height_nm: 'tall' is not a float"):
+        analysis_settings("+conditions.300_2={height_nm:tall,spacing_um:2}")

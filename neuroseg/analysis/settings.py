@@ -8,15 +8,15 @@ naming the key. The YAML keeps every value and its comment; the fields here have
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from neuroseg.analysis.resampling import ALTERNATIVES
-from neuroseg.configs import schema, settings
+from neuroseg.configs import SCHEMA_TYPE, schema, settings
 from neuroseg.errors import UsageError
 
 
@@ -99,7 +99,9 @@ class AnalysisSettings:
     stats: StatsSettings
     summary: SummarySettings
     plots: PlotSettings
-    conditions: dict[str, Condition] | None
+    conditions: dict[str, Condition] | None = field(
+        metadata={SCHEMA_TYPE: Optional[dict[str, Any]]}  # noqa: UP045 (a runtime value OmegaConf reads)
+    )  # entries checked when built: see neuroseg.configs
     pixel_size_um: float | None
     no_grid_reference_deg: float
     palette: dict[str, Any]
