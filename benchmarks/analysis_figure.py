@@ -17,8 +17,10 @@ from omegaconf import DictConfig
 
 from neuroseg import io
 from neuroseg.analysis import plots
+from neuroseg.analysis.measure import measure_all, pool
+from neuroseg.analysis.report import rose_title
+from neuroseg.analysis.settings import analyze_settings
 from neuroseg.analysis.sources import find_sources
-from neuroseg.analyze import measure_all, pool, rose_title
 from neuroseg.data.sample_tree import make_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,12 +61,13 @@ def main() -> None:
         make_dataset(args.raw, **{key: synth[key] for key in keys})
     with tempfile.TemporaryDirectory() as tmp:
         cfg = compose_config("analyze", [f"images={args.raw}", f"output={tmp}"])
-    sources, _ = find_sources(args.raw, None, cfg.group_by)
-    results = measure_all(sources, cfg)
+    settings, run = analyze_settings(cfg)
+    sources, _ = find_sources(args.raw, None, run.group_by)
+    results = measure_all(sources, settings)
     groups = pool(results)
     directions = {g: (a["pixel_offsets"], a["pixel_weights"]) for g, a in groups.items()}
     titles = {g: rose_title(g, a["grid_found"]) for g, a in groups.items()}
-    plots.save(plots.rose_panel(directions, cfg.plots.bins, titles), FIGURE, args.dpi)
+    plots.save(plots.rose_panel(directions, settings.plots.bins, titles), FIGURE, args.dpi)
     print(f"wrote {FIGURE} ({FIGURE.stat().st_size / 1024:.0f} KB) from {len(sources)} images")
     truth_csv = args.raw / "truth" / "images.csv"
     if truth_csv.is_file():

@@ -30,7 +30,8 @@ from benchmarks.common import format_table, machine_info, write_results
 from benchmarks.epoch import CONF_DIR, compose_train
 from neuroseg import io
 from neuroseg.analysis.orientation import alignment_index, measure_axons
-from neuroseg.analyze import analyze
+from neuroseg.analysis.report import run_analysis
+from neuroseg.analysis.settings import analyze_settings
 from neuroseg.data.sample import ensure_sample
 from neuroseg.data.sample_image import illumination, lattice, place_cells, rasterize_cells
 from neuroseg.predict import predict
@@ -112,7 +113,8 @@ def predict_folder(ckpt: Path, images: Path, out: Path, hw: tuple[int, int], dev
 def analyze_masks(images: Path, masks: Path, out: Path) -> Path:
     """`neuroseg.analyze` with the sample's pixel size, so the plate design is used."""
     overrides = [f"images={images}", f"masks={masks}", f"output={out}"]
-    return analyze(compose_entry("analyze", [*overrides, f"pixel_size_um={PIXEL_SIZE_UM}"]))
+    cfg = compose_entry("analyze", [*overrides, f"pixel_size_um={PIXEL_SIZE_UM}"])
+    return run_analysis(*analyze_settings(cfg))
 
 
 def per_image_agreement(hand: Path, predicted: Path) -> dict[str, object]:

@@ -41,9 +41,10 @@ from neuroseg.analysis.conclusions import (
     conclude,
 )
 from neuroseg.analysis.orientation import alignment_index
+from neuroseg.analysis.settings import Condition
 
 CONFIG = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "analyze.yaml")
-CONDITIONS = OmegaConf.to_container(CONFIG.conditions, resolve=True)
+CONDITIONS = {name: Condition(**c) for name, c in CONFIG.conditions.items()}
 IMAGES_PER_CONDITION = 8  # the lab's scale: 41 images over 5 conditions
 KAPPAS = (0.0, 1.0, 3.0, 10.0)
 STRENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0)  # lambda of the pull toward the axes (diagonals in 200_2)

@@ -13,6 +13,7 @@ folder (conf/train.yaml). Sweeps have theirs in training/sweep.py.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -27,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, OverrideParseException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 from pytorch_lightning.utilities import rank_zero_only
 
 from neuroseg import io
@@ -112,7 +113,7 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
         cause = error.__cause__
         parts = [line.strip() for line in str(error).splitlines() if line.strip()]
         if isinstance(cause, OmegaConfBaseException):
-            parts.insert(1, f"({first_line(cause)})")
+            parts.insert(1, f"({first_line(cause)}{valid_keys(cause)})")
         return " ".join(parts), USAGE_STATUS
     if isinstance(error, OmegaConfBaseException):
         # Raised while the task reads its config: a mandatory `???` key left unset, a bad
@@ -122,6 +123,16 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
         line = f"{prefix}{first_line(error)}; set it on the command line: {key or 'key'}=..."
         return line, USAGE_STATUS
     return None
+
+
+def valid_keys(error: OmegaConfBaseException) -> str:
+    """'; valid keys: ...' when a structured config (a dataclass schema) refused a key."""
+    schema = getattr(error, "object_type", None)
+    if not isinstance(error, ConfigAttributeError | ConfigKeyError) or not dataclasses.is_dataclass(
+        schema
+    ):
+        return ""
+    return f"; valid keys: {', '.join(f.name for f in dataclasses.fields(schema))}"
 
 
 def first_line(error: BaseException) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from neuroseg.analysis.morphometrics import COLUMNS, measure
+from neuroseg.analysis.morphometrics import COLUMNS, measure_mask
 from neuroseg.cli import command
 from neuroseg.data.labels import write_label_copies
 from neuroseg.data.pairing import LABELS, LABELS_AXONS
@@ -161,7 +161,7 @@ def predict(cfg: DictConfig) -> PredictResult:
         if cfg.labels:
             folder, gray = path.resolve().parent.name, to_gray(image)
             write_label_copies(output, folder, path.stem, gray, mask, **label_settings)
-        rows.append({"image": name} | measure(mask, task.num_classes, cfg.min_neuron_px))
+        rows.append({"image": name} | measure_mask(mask, task.num_classes, cfg.min_neuron_px))
         log.info("%s: %d neurons", name, rows[-1]["neuron_count"])
     write_csv(output / "morphometrics.csv", rows, COLUMNS)
     write_csv(output / "failures.csv", failures, ("image", "error"))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+from dataclasses import FrozenInstanceError
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +16,11 @@ from hydra import compose, initialize
 from neuroseg import io
 from neuroseg.analysis.conclusions import CONCLUSION_COLUMNS
 from neuroseg.analysis.measure import IMAGE_COLUMNS, SEGMENT_COLUMNS, measure_all, pool
+from neuroseg.analysis.report import run_analysis
+from neuroseg.analysis.settings import AnalysisSettings, Condition, analyze_settings
 from neuroseg.analysis.sources import find_sources
 from neuroseg.analysis.stats import STATS_COLUMNS
-from neuroseg.analyze import analyze
+from neuroseg.configs import settings
 from neuroseg.data.sample_image import make_image
 
 
@@ -22,7 +28,13 @@ def run(output: Path, *overrides: str) -> Path:
     """Compose the shipped analyze config with overrides and run it into `output`."""
     with initialize(version_base="1.3", config_path="../conf"):
         cfg = compose("analyze", overrides=[f"output={output}", *overrides])
-    return analyze(cfg)
+    return run_analysis(*analyze_settings(cfg))
+
+
+def analysis_settings(*overrides: str) -> AnalysisSettings:
+    """The shipped analyze settings with overrides, as neuroseg.analyze builds them."""
+    with initialize(version_base="1.3", config_path="../conf"):
+        return settings(AnalysisSettings, compose("analyze", overrides=["images=.", *overrides]))
 
 
 def columns(path: Path) -> list[str]:
@@ -105,8 +117,7 @@ def test_predicted_masks_per_condition_folder(raw_dir: Path, tmp_path: Path) -> 
 
 
 def test_painted_labels_read_like_truth(raw_dir: Path, tmp_path: Path) -> None:
-    with initialize(version_base="1.3", config_path="../conf"):
-        cfg = compose("analyze", overrides=[f"images={raw_dir}", f"output={tmp_path}"])
+    cfg = analysis_settings()
     truth, _ = find_sources(raw_dir, None)
     painted, _ = find_sources(raw_dir, raw_dir / "labels_axons")
     assert [s.mask.name for s in painted[:2]] == ["label_1.jpg", "label_2.jpg"]
@@ -218,8 +229,7 @@ def test_grid_condition_without_found_grid_is_left_out_and_listed(tmp_path: Path
     )
     assert detection["n_excluded"] == "1" and float(detection["detection_rate"]) == 0.5
     assert not (output / "segments.csv").read_text().count("400_4/2.tif")
-    with initialize(version_base="1.3", config_path="../conf"):
-        cfg = compose("analyze", overrides=[f"images={images}", "pixel_size_um=0.2"])
+    cfg = analysis_settings("pixel_size_um=0.2")
     groups = pool(measure_all(find_sources(images, masks)[0], cfg))
     assert groups["400_4"]["alignment"].size == 1  # only the image whose grid was found
 
@@ -242,3 +252,47 @@ def test_grid_on_a_flat_plate_is_ignored_with_a_warning(tmp_path: Path) -> None:
     assert row["grid_angle"] != "" and row["included"] == "True"
     assert float(row["reference_deg"]) == 5.0 and "ignored" in row["note"]
     assert "grid was found on 1 flat-plate images" in (output / "summary.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("stats.alpha=abc", "stats.alpha=abc (Value 'abc' of type 'str' could not be converted"),
+        ("grid.min_confidenc=3", "valid keys: min_spacing_px, max_spacing_px"),
+        ("+axons.radius=3", "axons.radius: not a setting; choose from ['axon_value'"),
+    ],
+)
+def test_misspelt_or_mistyped_setting_is_one_line_naming_the_key(
+    tmp_path: Path, override: str, expected: str
+) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    command = [sys.executable, "-m", "neuroseg.analyze", f"images={tmp_path}", override]
+    command.append(f"hydra.run.dir={tmp_path / 'run'}")
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert expected in lines[0]
+    assert not (tmp_path / "run" / "per_image.csv").exists()
+
+
+def test_settings_are_frozen_and_typed_from_the_shipped_config() -> None:
+    settings_ = analysis_settings("pixel_size_um=0.25", "conditions=null")
+    assert settings_.pixel_size_um == 0.25 and settings_.design == {}
+    assert isinstance(settings_.grid.peak_radius_bins, int) and settings_.plots.bins == 9
+    shipped = analysis_settings()
+    assert shipped.design["empty"] == Condition(height_nm=None, spacing_um=None)
+    assert shipped.design["200_2"].spacing_um == 2.0  # a quoted name stays a string key
+    with pytest.raises(ValueError, match="stats.alternative: 'left'; choose one of"):
+        analysis_settings("stats.alternative=left")
+    with pytest.raises(FrozenInstanceError):
+        shipped.stats.alpha = 0.1  # type: ignore[misc]
+
+
+def test_a_condition_added_on_the_command_line_is_checked_when_built() -> None:
+    added = analysis_settings("+conditions.300_2={height_nm:300,spacing_um:2}")
+    assert added.design["300_2"] == Condition(height_nm=300.0, spacing_um=2.0)
+    with pytest.raises(ValueError, match=r"conditions.300_2: no spacing_um; give all of"):
+        analysis_settings("+conditions.300_2={height_nm:300}")
+    with pytest.raises(ValueError, match=r"conditions.300_2.height_nm: 'tall' is not a float"):
+        analysis_settings("+conditions.300_2={height_nm:tall,spacing_um:2}")

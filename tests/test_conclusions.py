@@ -15,13 +15,12 @@ from neuroseg.analysis.conclusions import (
     INTERACTION,
     Claim,
     ImageRecord,
-    assign_plates,
     conclude,
     image_record,
-    read_plates,
     unit_alignment,
 )
 from neuroseg.analysis.orientation import alignment_index
+from neuroseg.analysis.plates import assign_plates, read_plates
 from neuroseg.analysis.resampling import (
     bootstrap_ci,
     holm_adjust,
@@ -29,14 +28,15 @@ from neuroseg.analysis.resampling import (
     stratified_test,
     two_sample_test,
 )
+from neuroseg.analysis.settings import Condition
 from neuroseg.analysis.stats import summary_text
 
 CONDITIONS = {
-    "200_2": {"height_nm": 200, "spacing_um": 2.0},
-    "200_4": {"height_nm": 200, "spacing_um": 4.0},
-    "400_2": {"height_nm": 400, "spacing_um": 2.0},
-    "400_4": {"height_nm": 400, "spacing_um": 4.0},
-    "empty": {"height_nm": None, "spacing_um": None},
+    "200_2": Condition(height_nm=200, spacing_um=2.0),
+    "200_4": Condition(height_nm=200, spacing_um=4.0),
+    "400_2": Condition(height_nm=400, spacing_um=2.0),
+    "400_4": Condition(height_nm=400, spacing_um=4.0),
+    "empty": Condition(height_nm=None, spacing_um=None),
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 from skimage.draw import line
 
-from neuroseg.analysis.morphometrics import measure, skeleton_length_px
+from neuroseg.analysis.morphometrics import measure_mask, skeleton_length_px
 from neuroseg.task import AXON, NEURON
 
 LENGTH_PX = 100.0
@@ -34,7 +34,7 @@ def axon_mask(angle_deg: float, width_px: int) -> np.ndarray:
 @pytest.mark.parametrize("angle_deg", [0.0, 30.0, 45.0, 60.0, 90.0, 120.0])
 def test_straight_axon_length(angle_deg: float, width_px: int) -> None:
     mask = axon_mask(angle_deg, width_px)
-    length = measure(mask, num_classes=3, min_neuron_px=4)["axon_skeleton_length_px"]
+    length = measure_mask(mask, num_classes=3, min_neuron_px=4)["axon_skeleton_length_px"]
     assert length == pytest.approx(LENGTH_PX, rel=0.03)
 
 
@@ -49,12 +49,12 @@ def test_crossing_axons_add_up_and_specks_are_not_neurons() -> None:
     mask[axon_mask(120.0, 1) == AXON] = AXON  # a crossing: both lengths count in full
     mask[4:20, 4:20] = NEURON
     mask[30:32, 120:122] = NEURON  # 4 px: below min_neuron_px=5
-    row = measure(mask, num_classes=3, min_neuron_px=5)
+    row = measure_mask(mask, num_classes=3, min_neuron_px=5)
     assert row["axon_skeleton_length_px"] == pytest.approx(2 * LENGTH_PX, rel=0.05)
     assert row["neuron_count"] == 1 and row["neuron_area_px"] == 16 * 16 + 4
 
 
 def test_no_axons_or_binary_model() -> None:
     mask = np.zeros((32, 64), np.uint8)
-    assert measure(mask, num_classes=3, min_neuron_px=4)["axon_skeleton_length_px"] == 0.0
-    assert measure(mask, num_classes=2, min_neuron_px=4)["axon_skeleton_length_px"] == ""
+    assert measure_mask(mask, num_classes=3, min_neuron_px=4)["axon_skeleton_length_px"] == 0.0
+    assert measure_mask(mask, num_classes=2, min_neuron_px=4)["axon_skeleton_length_px"] == ""

@@ -14,7 +14,7 @@ import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig
 
-from neuroseg.analysis.morphometrics import measure, skeleton_length_px
+from neuroseg.analysis.morphometrics import measure_mask, skeleton_length_px
 from neuroseg.inference.overlay import overlay
 from neuroseg.io import read_csv, read_image, write_png, write_tiff
 from neuroseg.models.ternausnet import build_model
@@ -98,7 +98,7 @@ def test_legacy_checkpoint_folder_with_corrupt_file(
     assert probs.shape == (3, 64, 96) and probs.dtype == np.float32
     np.testing.assert_allclose(probs, reference, atol=0.01)
     np.testing.assert_array_equal(read_image(out / "a_mask.png"), reference.argmax(axis=0))
-    counts = measure(read_image(out / "a_mask.png"), 3, cfg.min_neuron_px)
+    counts = measure_mask(read_image(out / "a_mask.png"), 3, cfg.min_neuron_px)
     assert {k: str(v) for k, v in counts.items()} == {k: rows[0][k] for k in counts}
 
 
@@ -168,7 +168,7 @@ def test_morphometrics_by_hand() -> None:
     mask[2:8, 2:8] = 1  # 36 px neuron
     mask[15, 20] = 1  # 1 px speck: area yes, count no
     mask[12, 5:25] = 2  # 20 px one-pixel-wide axon
-    row = measure(mask, num_classes=3, min_neuron_px=4)
+    row = measure_mask(mask, num_classes=3, min_neuron_px=4)
     assert row == {
         "height": 20,
         "width": 30,

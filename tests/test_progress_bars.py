@@ -14,7 +14,8 @@ import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig
 
-from neuroseg.analyze import analyze
+from neuroseg.analysis.report import run_analysis
+from neuroseg.analysis.settings import analyze_settings
 from neuroseg.evaluate import evaluate
 from neuroseg.io import write_tiff
 from neuroseg.models.ternausnet import build_model
@@ -129,5 +130,5 @@ def test_prepare_images(raw_dir: Path, tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_analyze_images(raw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     terminal = stderr_as(Terminal(), monkeypatch)
-    analyze(config("analyze", [f"images={raw_dir}", f"output={tmp_path / 'out'}"]))
+    run_analysis(*analyze_settings(config("analyze", [f"images={raw_dir}", f"output={tmp_path}"])))
     assert "images" in terminal.getvalue() and "11/11" in terminal.getvalue()

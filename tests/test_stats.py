@@ -9,6 +9,7 @@ from scipy import ndimage
 from neuroseg.analysis.conclusions import Claim, ImageRecord, conclude
 from neuroseg.analysis.grid import grid_angle_deg
 from neuroseg.analysis.orientation import alignment_index, measure_axons
+from neuroseg.analysis.settings import Condition
 from neuroseg.analysis.stats import STATS_COLUMNS, describe_group, stats_rows, summary_text
 from neuroseg.data.sample_image import make_image
 from neuroseg.task import AXON, NEURON
@@ -47,9 +48,9 @@ def plate_claims() -> dict[tuple[str, str], Claim]:
         + measure_group("200_4", "aligned_predicted", seed=1, degrade=True)
     )
     conditions = {
-        "aligned": {"height_nm": 200, "spacing_um": 4.0},
-        "aligned_predicted": {"height_nm": 200, "spacing_um": 4.0},
-        "random": {"height_nm": None, "spacing_um": None},
+        "aligned": Condition(height_nm=200, spacing_um=4.0),
+        "aligned_predicted": Condition(height_nm=200, spacing_um=4.0),
+        "random": Condition(height_nm=None, spacing_um=None),
     }
     return {(c.group, c.reference): c for c in conclude(records, conditions)}
 

@@ -10,10 +10,8 @@ alignment C = length-weighted mean of cos 4 (direction - grid axis): +1 along th
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +24,8 @@ from neuroseg.analysis.resampling import (
     stratified_test,
     two_sample_test,
 )
-from neuroseg.errors import InputError, MissingPathError, UsageError
+from neuroseg.analysis.settings import Condition
+from neuroseg.errors import UsageError
 
 CONCLUSION_COLUMNS = (
     "question", "group", "reference", "unit", "n_images", "n_units", "effect", "ci_low",
@@ -89,25 +88,6 @@ class Claim:
         }
 
 
-def read_plates(path: Path) -> dict[str, str]:
-    """{image: plate} from a CSV with columns image,plate; one error line names the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise MissingPathError(f"{path}: plate table not found; set plates= to a CSV image,plate")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not {"image", "plate"} <= set(reader.fieldnames or ()):
-            found = ",".join(reader.fieldnames or ()) or "nothing"
-            raise InputError(f"{path}: needs columns image,plate (found {found})")
-        rows = list(reader)
-    plates: dict[str, str] = {}
-    for number, row in enumerate(rows, start=2):
-        image, plate = (row["image"] or "").strip(), (row["plate"] or "").strip()
-        if not image or not plate or plates.setdefault(image, plate) != plate:
-            raise InputError(f"{path}: line {number}: empty or conflicting image,plate {image!r}")
-    return plates
-
-
 def image_record(row: Mapping[str, object]) -> ImageRecord:
     """The statistics' view of a per_image.csv row: empty alignment = no axons, no C."""
     alignment = row["axon_alignment"]
@@ -120,24 +100,6 @@ def image_record(row: Mapping[str, object]) -> ImageRecord:
         n_segments=int(row["n_segments"]),
         included=str(included).lower() not in ("false", "0", ""),
     )
-
-
-def assign_plates(
-    records: Sequence[ImageRecord], plates: Mapping[str, str], path: Path
-) -> list[ImageRecord]:
-    """Records with their plate; an image the table lacks is an error naming the table."""
-    missing = [r.image for r in records if plate_of(r.image, plates) is None]
-    if missing:
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise InputError(
-            f"{path}: image {missing[0]!r}{more} not found; list every image of per_image.csv"
-        )
-    return [replace(r, plate=str(plate_of(r.image, plates))) for r in records]
-
-
-def plate_of(image: str, plates: Mapping[str, str]) -> str | None:
-    """The plate of `image` as named in per_image.csv, or without its suffix (200_2/1)."""
-    return plates.get(image, plates.get(str(Path(image).with_suffix(""))))
 
 
 def unit_alignment(records: Sequence[ImageRecord]) -> dict[str, tuple[np.ndarray, int]]:
@@ -153,9 +115,29 @@ def unit_alignment(records: Sequence[ImageRecord]) -> dict[str, tuple[np.ndarray
     }
 
 
+@dataclass(frozen=True)
+class TestPlan:
+    """How every claim of one run is tested: the unit, the fewest units a test needs, the
+    alternative, the permutation and bootstrap sizes, the confidence level, one seeded rng."""
+
+    unit: str
+    min_units: int
+    alternative: str
+    permutations: int
+    resamples: int
+    confidence: float
+    rng: np.random.Generator
+
+    def interval(
+        self, samples: list[np.ndarray], weights: list[float]
+    ) -> tuple[float, float] | None:
+        """Bootstrap interval of the weighted sum of sample means."""
+        return bootstrap_ci(samples, weights, self.confidence, self.resamples, self.rng)
+
+
 def conclude(
     records: Sequence[ImageRecord],
-    conditions: Mapping[str, Mapping[str, float | None]],
+    conditions: Mapping[str, Condition],
     alpha: float = 0.05,
     alternative: str = "two-sided",
     permutations: int = 20000,
@@ -168,64 +150,73 @@ def conclude(
     odd = [name for name in conditions if not isinstance(name, str)]
     if odd:
         raise UsageError(f"conditions: {odd[0]!r} is not a condition name; quote it in conf")
-    rng = np.random.default_rng(seed)
-    min_units = max(min_units, 1)  # a test of no unit has no null distribution
     unit = "plate" if any(r.plate for r in records) else "image"
+    # a test of no unit has no null distribution
+    plan = TestPlan(
+        unit, max(min_units, 1), alternative, permutations, resamples, confidence,
+        np.random.default_rng(seed),
+    )  # fmt: skip
     groups = unit_alignment(records)
-    settings = dict(permutations=permutations, rng=rng)
+    claims = aligned_claims(groups, plan) + differs_claims(groups, conditions, plan)
+    return adjust(claims + design_claims(groups, conditions, plan), alpha)
+
+
+def aligned_claims(groups: Mapping[str, tuple[np.ndarray, int]], plan: TestPlan) -> list[Claim]:
+    """Per group: is mean C off 0 (sign-flip test on the units)?"""
     claims = []
     for group, (values, n_images) in groups.items():
-        tested = values.size >= min_units
-        test = sign_flip_test(values, alternative, **settings) if tested else None
+        tested = values.size >= plan.min_units
+        test = (
+            sign_flip_test(values, plan.alternative, plan.permutations, plan.rng)
+            if tested
+            else None
+        )
         claims.append(
             Claim(
-                "aligned",
-                "aligned",
-                group,
-                "",
-                unit,
-                n_images,
-                values.size,
+                "aligned", "aligned", group, "", plan.unit, n_images, values.size,
                 float(values.mean()) if values.size else None,
-                bootstrap_ci([values], [1.0], confidence, resamples, rng) if tested else None,
-                test.p if test else None,
-                label("sign-flip", test),
-            )  # fmt: skip
-        )
-    flats = [g for g in groups if g in conditions and conditions[g].get("spacing_um") is None]
+                plan.interval([values], [1.0]) if tested else None,
+                test.p if test else None, label("sign-flip", test),
+            )
+        )  # fmt: skip
+    return claims
+
+
+def differs_claims(
+    groups: Mapping[str, tuple[np.ndarray, int]],
+    conditions: Mapping[str, Condition],
+    plan: TestPlan,
+) -> list[Claim]:
+    """Each grid condition against each flat plate: difference in mean C (label permutation)."""
+    flats = [g for g in groups if g in conditions and conditions[g].spacing_um is None]
     grids = [g for g in groups if g in conditions and g not in flats]
+    claims = []
     for flat in flats:
         for group in grids:
             (a, n_a), (b, n_b) = groups[group], groups[flat]
-            tested = min(a.size, b.size) >= min_units
-            test = two_sample_test(a, b, alternative, **settings) if tested else None
+            tested = min(a.size, b.size) >= plan.min_units
+            test = (
+                two_sample_test(a, b, plan.alternative, plan.permutations, plan.rng)
+                if tested
+                else None
+            )
             claims.append(
                 Claim(
-                    "differs",
-                    "differs",
-                    group,
-                    flat,
-                    unit,
-                    n_a + n_b,
-                    a.size + b.size,
+                    "differs", "differs", group, flat, plan.unit, n_a + n_b, a.size + b.size,
                     float(a.mean() - b.mean()) if a.size and b.size else None,
-                    bootstrap_ci([a, b], [1.0, -1.0], confidence, resamples, rng)
-                    if tested
-                    else None,
-                    test.p if test else None,
-                    label("label permutation", test),
-                )  # fmt: skip
-            )
-    claims += design_claims(groups, conditions, unit, min_units, confidence, resamples, **settings)
-    return adjust(claims, alpha)
+                    plan.interval([a, b], [1.0, -1.0]) if tested else None,
+                    test.p if test else None, label("label permutation", test),
+                )
+            )  # fmt: skip
+    return claims
 
 
-def design_cells(conditions: Mapping[str, Mapping[str, float | None]]) -> list[str] | None:
+def design_cells(conditions: Mapping[str, Condition]) -> list[str] | None:
     """The 2 x 2 conditions ordered (h0 s0, h0 s1, h1 s0, h1 s1), or None if not a 2 x 2."""
     cells = {
-        (float(c["height_nm"]), float(c["spacing_um"])): name
+        (float(c.height_nm), float(c.spacing_um)): name
         for name, c in conditions.items()
-        if c.get("height_nm") is not None and c.get("spacing_um") is not None
+        if c.height_nm is not None and c.spacing_um is not None
     }
     heights, spacings = sorted({h for h, _ in cells}), sorted({s for _, s in cells})
     if len(heights) != 2 or len(spacings) != 2 or len(cells) != 4:
@@ -235,13 +226,8 @@ def design_cells(conditions: Mapping[str, Mapping[str, float | None]]) -> list[s
 
 def design_claims(
     groups: Mapping[str, tuple[np.ndarray, int]],
-    conditions: Mapping[str, Mapping[str, float | None]],
-    unit: str,
-    min_units: int,
-    confidence: float,
-    resamples: int,
-    permutations: int,
-    rng: np.random.Generator,
+    conditions: Mapping[str, Condition],
+    plan: TestPlan,
 ) -> list[Claim]:
     """Main effects of height and spacing and their interaction on C (cell means, unweighted).
 
@@ -253,45 +239,37 @@ def design_claims(
         return []
     samples = [groups.get(n, (np.array([]), 0))[0] for n in names]
     n_images = sum(groups.get(n, (None, 0))[1] for n in names)
-    h, s = (conditions[names[2]], conditions[names[1]])
-    h0, s0 = conditions[names[0]]["height_nm"], conditions[names[0]]["spacing_um"]
+    low, tall, wide = conditions[names[0]], conditions[names[2]], conditions[names[1]]
     effects = (
-        (HEIGHT, f"{h['height_nm']:g} nm - {h0:g} nm", [-0.5, -0.5, 0.5, 0.5]),
-        (SPACING, f"{s['spacing_um']:g} um - {s0:g} um", [-0.5, 0.5, -0.5, 0.5]),
+        (HEIGHT, f"{tall.height_nm:g} nm - {low.height_nm:g} nm", [-0.5, -0.5, 0.5, 0.5]),
+        (SPACING, f"{wide.spacing_um:g} um - {low.spacing_um:g} um", [-0.5, 0.5, -0.5, 0.5]),
         (INTERACTION, f"({names[3]} - {names[2]}) - ({names[1]} - {names[0]})", [1, -1, -1, 1]),
     )
-    tested = min(x.size for x in samples) >= min_units
+    tested = min(x.size for x in samples) >= plan.min_units
     values = np.concatenate(samples)
     cells = np.repeat(np.arange(4), [x.size for x in samples])
     height, spacing = cells // 2, cells % 2
     claims = []
     for factor, group, weights in effects:
-        test = None
+        contrast, test = np.array(weights), None
         if tested and factor == INTERACTION:
             additive = np.column_stack([np.ones(values.size), height, spacing])
-            test = residual_test(values, cells, np.array(weights), additive, permutations, rng)
+            test = residual_test(values, cells, contrast, additive, plan.permutations, plan.rng)
         elif tested:
             strata = spacing if factor == HEIGHT else height
-            test = stratified_test(values, cells, np.array(weights), strata, permutations, rng)
+            test = stratified_test(values, cells, contrast, strata, plan.permutations, plan.rng)
         effect = (
             sum(w * x.mean() for w, x in zip(weights, samples, strict=True)) if tested else None
         )
         kind = "residual permutation" if factor == INTERACTION else "stratified permutation"
         claims.append(
             Claim(
-                "design",
-                "differs",
-                group,
-                factor,
-                unit,
-                n_images,
-                values.size,
+                "design", "differs", group, factor, plan.unit, n_images, values.size,
                 float(effect) if tested else None,
-                bootstrap_ci(samples, weights, confidence, resamples, rng) if tested else None,
-                test.p if test else None,
-                label(kind, test),
-            )  # fmt: skip
-        )
+                plan.interval(samples, weights) if tested else None,
+                test.p if test else None, label(kind, test),
+            )
+        )  # fmt: skip
     return claims
 
 

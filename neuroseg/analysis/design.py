@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from neuroseg.analysis.settings import Condition
+from neuroseg.errors import UsageError
+
 GRID_COLUMNS = (
     "group", "spacing_um", "expected_spacing_px", "n_images", "n_grid_found", "detection_rate",
     "n_spacing_mismatch", "n_excluded",
@@ -31,23 +34,17 @@ class PlateDesign:
 
 
 def design_of(
-    group: str, conditions: Mapping[str, Mapping[str, object]], pixel_size_um: float | None
+    group: str, conditions: Mapping[str, Condition], pixel_size_um: float | None
 ) -> PlateDesign:
     """The plate of `group`; a group missing from `conditions` is unknown (searched as before)."""
     if pixel_size_um is not None and not pixel_size_um > 0:
-        raise ValueError(
+        raise UsageError(
             f"conf/analyze.yaml pixel_size_um: {pixel_size_um}; set the microscope's pixel size "
             "in um (e.g. 0.2) or null"
         )
     if group not in conditions:
         return PlateDesign(False, False, None, None)
-    entry = conditions[group] or {}
-    if "spacing_um" not in entry:
-        raise KeyError(
-            f"conf/analyze.yaml conditions.{group}: no spacing_um; give the grid spacing in um "
-            "or null for a flat plate"
-        )
-    spacing = entry["spacing_um"]
+    spacing = conditions[group].spacing_um
     if spacing is None:
         return PlateDesign(True, False, None, None)
     expected = None if pixel_size_um is None else float(spacing) / pixel_size_um

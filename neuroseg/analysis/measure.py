@@ -9,10 +9,9 @@ against the image x axis as if it were a flat plate.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
 
 from neuroseg import io
 from neuroseg.analysis.design import PlateDesign, design_of
@@ -26,7 +25,8 @@ from neuroseg.analysis.orientation import (
     segment_offsets_deg,
     weighted_median,
 )
-from neuroseg.analysis.sources import Source
+from neuroseg.analysis.settings import AnalysisSettings
+from neuroseg.analysis.sources import ImageSource
 from neuroseg.analysis.stats import GroupSummary, describe_group
 from neuroseg.data.labels import class_mask
 from neuroseg.data.pairing import pixel_hash
@@ -44,7 +44,7 @@ SEGMENT_COLUMNS = (
 
 
 def read_pair(
-    source: Source, axon_value: int, palette: Mapping[str, object]
+    source: ImageSource, axon_value: int, palette: Mapping[str, object]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Original (H, W) and class mask (H, W) uint8; painted RGB labels go through the palette."""
     image = io.read_image(source.image)
@@ -73,12 +73,14 @@ class ImageResult:
     arrays: dict[str, np.ndarray]
 
 
-def measure(source: Source, image: np.ndarray, mask: np.ndarray, cfg: DictConfig) -> ImageResult:
+def measure_image(
+    source: ImageSource, image: np.ndarray, mask: np.ndarray, settings: AnalysisSettings
+) -> ImageResult:
     """Grid from the original, axons from the mask, angles relative to the grid (or reference)."""
-    plate = design_of(source.group, cfg.get("conditions") or {}, cfg.get("pixel_size_um"))
-    grid = grid_angle_deg(image, plate.expected_spacing_px, **cfg.grid)
-    reference, excluded, note = reference_deg(grid, plate, cfg.no_grid_reference_deg)
-    axons = measure_axons(mask, **cfg.axons)
+    plate = design_of(source.group, settings.design, settings.pixel_size_um)
+    grid = grid_angle_deg(image, plate.expected_spacing_px, **asdict(settings.grid))
+    reference, excluded, note = reference_deg(grid, plate, settings.no_grid_reference_deg)
+    axons = measure_axons(mask, **asdict(settings.axons))
     pixel_offsets = axons.directions_deg - reference
     offsets = segment_offsets_deg(
         pixel_offsets, axons.weights_px, axons.segment_px, len(axons.segments)
@@ -88,7 +90,7 @@ def measure(source: Source, image: np.ndarray, mask: np.ndarray, cfg: DictConfig
     if axons.length_px == 0:
         note.append("no axons in mask")
     elif not axons.segments:
-        note.append(f"no axon segment >= {cfg.axons.min_segment_px:g} px")
+        note.append(f"no axon segment >= {settings.axons.min_segment_px:g} px")
     row = {
         "image": source.name, "group": source.group, "grid_angle": blank(grid.angle_deg),
         "grid_spacing": blank(grid.spacing_px), "grid_confidence": grid.confidence,
@@ -149,7 +151,7 @@ def reference_deg(
 
 
 def segment_rows(
-    source: Source, axons: AxonMeasurement, folded: np.ndarray
+    source: ImageSource, axons: AxonMeasurement, folded: np.ndarray
 ) -> list[dict[str, object]]:
     """segments.csv rows: relative_deg is the segment's length-weighted angle to the grid."""
     return [
@@ -163,13 +165,12 @@ def segment_rows(
     ]  # fmt: skip
 
 
-def measure_all(sources: Iterable[Source], cfg: DictConfig) -> list[ImageResult]:
+def measure_all(sources: Iterable[ImageSource], settings: AnalysisSettings) -> list[ImageResult]:
     """Measure every image; byte-identical repeats are marked and keep no arrays for the stats."""
     results, seen = [], {}
-    palette = OmegaConf.to_container(cfg.palette, resolve=True)
     for source in sources:
-        image, mask = read_pair(source, cfg.axons.axon_value, palette)
-        result = measure(source, image, mask, cfg)
+        image, mask = read_pair(source, settings.axons.axon_value, settings.palette)
+        result = measure_image(source, image, mask, settings)
         first = seen.setdefault(pixel_hash(image), source.name)
         if first != source.name:
             note = "; ".join(filter(None, [result.row["note"], "duplicate: not in statistics"]))
@@ -194,7 +195,9 @@ def pool(results: list[ImageResult]) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
-def describe(group: str, arrays: Mapping[str, np.ndarray], near_axis_deg: float) -> GroupSummary:
+def describe_pool(
+    group: str, arrays: Mapping[str, np.ndarray], near_axis_deg: float
+) -> GroupSummary:
     """A group's summary whose median angle and near-axis share weigh local directions by
     length, as the plots and the alignment index do (segment counts stay as they were)."""
     summary = describe_group(

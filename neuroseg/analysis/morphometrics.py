@@ -42,7 +42,9 @@ def skeleton_length_px(region: np.ndarray) -> float:
     return measure_axons(region.astype(np.uint8), axon_value=1).length_px
 
 
-def measure(mask: np.ndarray, num_classes: int, min_neuron_px: int) -> dict[str, int | float | str]:
+def measure_mask(
+    mask: np.ndarray, num_classes: int, min_neuron_px: int
+) -> dict[str, int | float | str]:
     """Morphometrics of an (H, W) uint8 class map; axon columns are empty for a binary model.
 
     neuron_count counts components of at least `min_neuron_px` px (specks are not cells);

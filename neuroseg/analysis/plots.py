@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from neuroseg.analysis.orientation import fold_relative_deg  # noqa: E402
 from neuroseg.io import atomic_path  # noqa: E402
 
 # Per group: (offset of each skeleton pixel's direction from the reference, deg; its length, px).
@@ -60,7 +61,7 @@ def group_figures(
     output: Path, group: str, offsets_deg: np.ndarray, weights_px: np.ndarray, bins: int, dpi: int
 ) -> list[Path]:
     """hist_<group>.png and rose_<group>.png in `output`; returns their paths."""
-    folded = np.minimum(offsets_deg % 90.0, 90.0 - offsets_deg % 90.0)
+    folded = fold_relative_deg(offsets_deg, 0.0)  # offsets are already from the grid axis
     title = f"{group}: {weights_px.sum():.0f} px of axon"
     figure, ax = plt.subplots(figsize=(4, 3), layout="constrained")
     histogram(ax, folded, weights_px, bins, title)

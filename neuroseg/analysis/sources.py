@@ -24,7 +24,7 @@ LABEL_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 @dataclass(frozen=True)
-class Source:
+class ImageSource:
     """One image to analyse: its file, its mask file, its group and its name in the tables."""
 
     name: str
@@ -127,7 +127,7 @@ def mask_candidates(masks: Path, relative: Path) -> list[Path]:
     return (nested + flat if parent != Path(".") else flat) + painted
 
 
-def pair_masks(layout: Layout, masks: Path | None) -> list[Source]:
+def pair_masks(layout: Layout, masks: Path | None) -> list[ImageSource]:
     """Give every image its mask; all images without one are listed in a single error."""
     masks = Path(masks) if masks is not None else layout.default_masks
     if masks is None:
@@ -153,7 +153,7 @@ def pair_masks(layout: Layout, masks: Path | None) -> list[Source]:
                 "keep masks in per-group sub-folders or prefix them with the group"
             )
         claimed[found] = relative
-        sources.append(Source(relative.as_posix(), layout.root / relative, found, group))
+        sources.append(ImageSource(relative.as_posix(), layout.root / relative, found, group))
     if missing:
         raise MissingPathError(
             f"{masks}: no mask for {len(missing)} image(s) of {layout.root}: {missing[:20]}; "
@@ -162,7 +162,7 @@ def pair_masks(layout: Layout, masks: Path | None) -> list[Source]:
     return sources
 
 
-def unused_masks(masks: Path, sources: list[Source]) -> list[Path]:
+def unused_masks(masks: Path, sources: list[ImageSource]) -> list[Path]:
     """Mask-like files under `masks` that no image claimed (reported, so nothing goes unseen)."""
     used = {source.mask.resolve() for source in sources}
     suffixes = MASK_SUFFIXES + LABEL_SUFFIXES
@@ -180,11 +180,11 @@ def unused_masks(masks: Path, sources: list[Source]) -> list[Path]:
 
 def find_sources(
     images: Path, masks: Path | None, group_by: str = "condition"
-) -> tuple[list[Source], list[Path]]:
+) -> tuple[list[ImageSource], list[Path]]:
     """Images with masks and groups, plus the mask files nobody claimed; raises when empty."""
     layout = discover_images(images, group_by)
     if not layout.groups:
-        raise FileNotFoundError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        raise MissingPathError(f"{images}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
     sources = pair_masks(layout, masks)
     mask_dir = Path(masks) if masks is not None else layout.default_masks
     return sources, unused_masks(mask_dir, sources)

@@ -271,7 +271,7 @@ def write_source(
     return manifest, empty
 
 
-def summarize(manifest: Sequence[Mapping[str, object]], splits: Sequence[str]) -> dict:
+def count_splits(manifest: Sequence[Mapping[str, object]], splits: Sequence[str]) -> dict:
     """Images and tiles per split and condition, with totals, for report.json and the console."""
     counts: dict[str, dict] = {}
     for unit, key in (("images", "image_id"), ("tiles", "tile")):
@@ -429,7 +429,7 @@ def prepare_dataset(
                 "settings": settings,
                 "axons": any(source.label_axons is not None for source in kept),
                 "split": split_source,
-                "counts": summarize(manifest, list(split)),
+                "counts": count_splits(manifest, list(split)),
                 "duplicates": [
                     {"path": path, "duplicate_of": kept_path, "reason": "same pixels"}
                     for path, kept_path in duplicates.items()

@@ -34,10 +34,10 @@ def ensure_sample(
     # Several ranks (or runs) may start at once: the first makes the sample, the others wait
     # for it here and then reuse it, instead of refusing or writing the same trees twice.
     with io.dir_lock(prepared_dir, wait=True):
-        return make_sample(raw_dir, prepared_dir, asked, synth, prepare)
+        return make_sample_tree(raw_dir, prepared_dir, asked, synth, prepare)
 
 
-def make_sample(
+def make_sample_tree(
     raw_dir: Path,
     prepared_dir: Path,
     asked: Mapping[str, Any],

@@ -89,6 +89,31 @@ def make_dataset(
     mistyped path can never wipe the lab's own data.
     """
     out_dir = Path(out_dir)
+    check_sample_target(out_dir)
+    if per_condition < 1 or duplicates < 0:
+        raise UsageError(f"per_condition {per_condition}, duplicates {duplicates}: need >=1, >=0")
+    for condition in conditions:
+        condition_geometry(condition)  # unknown names fail before anything is written
+    paints = {**PAINT_RGB, **(paint_rgb or {})}
+    settings = dict(per_condition=per_condition, height=height, width=width)
+    settings |= dict(bit_depth=bit_depth, seed=seed, duplicates=duplicates)
+    settings |= dict(pixel_size_um=pixel_size_um, jpeg_quality=jpeg_quality)
+    settings |= dict(conditions=list(conditions), paint_rgb=paints)
+    with io.atomic_dir(out_dir) as tmp:
+        rows = []
+        for path, index, number, copy_of in image_plan(conditions, per_condition, duplicates, seed):
+            # One generator per image: any image can be remade alone (duplicates are remade).
+            rng = np.random.default_rng([seed, index, number])
+            image = make_image(rng, height, width, conditions[index], bit_depth, pixel_size_um)
+            rows.append(write_sample(tmp, path, image, copy_of, jpeg_quality, paints))
+        io.write_csv(tmp / "truth" / "images.csv", rows, TRUTH_COLUMNS)
+        io.write_json(tmp / "truth" / "settings.json", settings)  # what reuse is checked against
+    return Path(out_dir)
+
+
+def check_sample_target(out_dir: Path) -> None:
+    """Refuse a non-empty folder that is not an earlier sample tree: a mistyped path can never
+    wipe the lab's own data (an earlier sample tree is replaced)."""
     if (
         out_dir.is_dir()
         and any(out_dir.iterdir())
@@ -98,38 +123,26 @@ def make_dataset(
             f"{out_dir}: not empty and not a sample tree written by neuroseg.synth; "
             "choose an empty or new out_dir"
         )
-    if per_condition < 1 or duplicates < 0:
-        raise UsageError(f"per_condition {per_condition}, duplicates {duplicates}: need >=1, >=0")
-    for condition in conditions:
-        condition_geometry(condition)  # unknown names fail before anything is written
-    paints = {**PAINT_RGB, **(paint_rgb or {})}
 
-    def sample(index: int, number: int) -> SynthImage:
-        # One generator per image: any image can be remade alone (duplicates are remade, not kept).
-        rng = np.random.default_rng([seed, index, number])
-        return make_image(rng, height, width, conditions[index], bit_depth, pixel_size_um)
 
-    rows = []
+def image_plan(
+    conditions: tuple[str, ...], per_condition: int, duplicates: int, seed: int
+) -> list[tuple[str, int, int, str]]:
+    """(path, condition index, number drawn, path it copies or "") of every image, in order.
+
+    Duplicates take the next free numbers of a condition and redraw an earlier number of it
+    (so their pixels match byte for byte), chosen by their own seeded generator.
+    """
+    plan = [
+        (f"originals/{condition}/{number}.tif", index, number, "")
+        for index, condition in enumerate(conditions)
+        for number in range(1, per_condition + 1)
+    ]
     copy_rng = np.random.default_rng([seed, len(conditions), 0])
-    with io.atomic_dir(out_dir) as tmp:
-        for index, condition in enumerate(conditions):
-            for number in range(1, per_condition + 1):
-                path = f"originals/{condition}/{number}.tif"
-                rows.append(
-                    write_sample(tmp, path, sample(index, number), "", jpeg_quality, paints)
-                )
-        for copy in range(duplicates):
-            index = copy % len(conditions)
-            source = int(copy_rng.integers(1, per_condition + 1))
-            number = per_condition + 1 + copy // len(conditions)
-            path = f"originals/{conditions[index]}/{number}.tif"
-            source_path = f"originals/{conditions[index]}/{source}.tif"
-            copy_of = sample(index, source)
-            rows.append(write_sample(tmp, path, copy_of, source_path, jpeg_quality, paints))
-        io.write_csv(tmp / "truth" / "images.csv", rows, TRUTH_COLUMNS)
-        settings = dict(per_condition=per_condition, height=height, width=width)
-        settings |= dict(bit_depth=bit_depth, seed=seed, duplicates=duplicates)
-        settings |= dict(pixel_size_um=pixel_size_um, jpeg_quality=jpeg_quality)
-        settings |= dict(conditions=list(conditions), paint_rgb=paints)
-        io.write_json(tmp / "truth" / "settings.json", settings)  # what reuse is checked against
-    return Path(out_dir)
+    for copy in range(duplicates):
+        index = copy % len(conditions)
+        source = int(copy_rng.integers(1, per_condition + 1))
+        number = per_condition + 1 + copy // len(conditions)
+        folder = f"originals/{conditions[index]}"
+        plan.append((f"{folder}/{number}.tif", index, source, f"{folder}/{source}.tif"))
+    return plan

@@ -81,7 +81,7 @@ def score_columns(class_names: Sequence[str]) -> list[str]:
     return [f"{metric}_{name}" for name in class_names[1:] for metric in METRICS]
 
 
-def describe(values: Sequence[float]) -> dict[str, float]:
+def describe_values(values: Sequence[float]) -> dict[str, float]:
     """n (non-NaN count), mean, std (population), min, max of `values`; NaN stats when n is 0."""
     array = np.asarray(values, dtype=np.float64)
     array = array[~np.isnan(array)]
@@ -112,7 +112,7 @@ def summarize(
                 values = [float(row[f"{metric}_{name}"]) for row in subset]  # type: ignore[arg-type]
                 summary.append(
                     {"level": level, "condition": condition, "class": name, "metric": metric}
-                    | describe(values)
+                    | describe_values(values)
                 )
     return summary
 

@@ -17,7 +17,7 @@ from neuroseg.errors import ChoiceError, InputError
 from neuroseg.models.ternausnet import ENCODERS, TernausNet
 
 # The original names the model by its class; `ENCODERS` by the encoder.
-CLASS_NAMES = {"vgg11": "UNet11", "vgg16": "UNet16"}
+NETWORK_NAMES = {"vgg11": "UNet11", "vgg16": "UNet16"}
 
 
 def is_legacy_checkpoint(obj: object) -> bool:
@@ -90,10 +90,10 @@ def identify_legacy(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, int] |
     return None
 
 
-def describe(encoder: str, num_classes: int) -> str:
+def describe_model(encoder: str, num_classes: int) -> str:
     """Human wording of a model, e.g. 'a UNet16 with 3 classes'."""
     plural = "class" if num_classes == 1 else "classes"
-    return f"a {CLASS_NAMES[encoder]} with {num_classes} {plural}"
+    return f"a {NETWORK_NAMES[encoder]} with {num_classes} {plural}"
 
 
 def convert_legacy_state_dict(
@@ -118,7 +118,7 @@ def convert_legacy_state_dict(
         )
     if held != (encoder, num_classes):
         raise InputError(
-            f"{source} holds {describe(*held)}, not {describe(encoder, num_classes)}; "
+            f"{source} holds {describe_model(*held)}, not {describe_model(encoder, num_classes)}; "
             f"pass encoder={held[0]} and the task with {held[1]} output channel(s) "
             "(binary: 1, axons: 3)"
         )
