@@ -20,8 +20,9 @@ from neuroseg.data.transforms import normalize
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import check_label_names, is_output, predict
 from neuroseg.prepare import prepare
-from neuroseg.train import fine_tune_weights, train
+from neuroseg.train import train
 from neuroseg.training.module import SegmentationModule
+from neuroseg.training.resume import fine_tune_weights
 
 REPO = Path(__file__).resolve().parents[1]
 LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint
@@ -160,7 +161,7 @@ def test_png_label_is_chosen_over_jpeg_and_reported(
 def lightning_checkpoint(path: Path, encoder: str) -> Path:
     """A checkpoint as train writes it, 7 epochs into a run: a binary U-Net, Adam 70 steps in."""
     torch.manual_seed(3)
-    module = SegmentationModule({"name": encoder, "weights": None}, "binary", torch.optim.Adam)
+    module = SegmentationModule(encoder, "binary", torch.optim.Adam)
     optimizer = torch.optim.Adam(module.parameters())
     state = {"step": torch.tensor(70.0)}
     optimizer_state = {"state": {0: state}, "param_groups": optimizer.state_dict()["param_groups"]}
