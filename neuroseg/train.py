@@ -36,10 +36,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path, trusted = cfg.get("ckpt_path"), cfg.trust_checkpoint
     encoder, task = cfg.encoder.name, cfg.task.name
     check_named_resume(ckpt_path, encoder, task, trusted)
+    data = checked(cfg.data, DataSettings, "data")
     set_threads(cfg.get("threads"))
     start = fine_tune_weights(cfg.get("init_from"), ckpt_path, encoder, task, trusted)
     pl.seed_everything(cfg.seed, workers=True)
-    data = checked(cfg.data, DataSettings, "data")
     datamodule = NeuroSegDataModule(**data, task=task, sample=plain(cfg.get("sample")))
     options = {key: value for key, value in plain(cfg.model).items() if key not in IMAGE_KEYS}
     model = SegmentationModule(

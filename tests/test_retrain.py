@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from neuroseg import io
 from neuroseg.data.labels import class_mask, paint_mask, read_mask, write_label_copies
 from neuroseg.data.sample_tree import make_dataset
+from neuroseg.data.settings import read_group_file
 from neuroseg.data.transforms import normalize
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import check_label_names, is_output, predict
@@ -49,7 +50,7 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
 
 @pytest.fixture(scope="module")
 def palette() -> dict:
-    return OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "palette" / "qlab.yaml"))
+    return OmegaConf.to_container(read_group_file(REPO / "conf" / "palette" / "qlab.yaml"))
 
 
 @pytest.fixture(scope="module")

@@ -362,3 +362,31 @@ def test_missing_optimized_metric_names_it_and_the_logged_ones() -> None:
     assert optimized_value(metrics, "val/iou") == 0.5 and optimized_value(metrics, None) is None
     with pytest.raises(KeyError, match=r"optimized_metric='val/ioo'.*\['train/loss', 'val/iou'\]"):
         optimized_value(metrics, "val/ioo")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # composing refuses a wrong type (the schema, data/settings.py DataSettings) ...
+        ("data.batch_size=abc", "data.batch_size=abc (Value 'abc' of type 'str' could not be"),
+        ("data.augment.noise_p=often", "data.augment.noise_p=often (Value 'often'"),
+        # ... and train a key forced in with `+`, listing the valid ones
+        ("+data.batch_sise=4", "data.batch_sise: Key 'batch_sise' not in 'DataSettings'"),
+    ],
+)
+def test_bad_data_setting_fails_in_one_line_naming_the_key(
+    override: str, message: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "neuroseg.train", override, f"hydra.run.dir={tmp_path}/run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert message in lines[0]

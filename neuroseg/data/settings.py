@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
@@ -89,6 +90,14 @@ def checked(values: Mapping[str, Any], schema: type[Settings], section: str) -> 
         if isinstance(error, ConfigKeyError) and "." not in str(error.full_key):
             reason += f"; the {section} keys are {[f.name for f in fields(schema)]}"
         raise UsageError(f"{key}: {reason}; fix it in conf/{section}/ or the command") from None
+
+
+def read_group_file(path: Path) -> DictConfig:
+    """The values one conf/data or conf/palette YAML file sets, without its defaults list (which
+    only names the schema): for benchmarks and tests that read a shipped file outside Hydra."""
+    node = OmegaConf.load(path)
+    node.pop("defaults", None)
+    return node
 
 
 def register() -> None:
