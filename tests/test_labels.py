@@ -107,7 +107,7 @@ def test_bad_palette_and_arguments_list_the_choices(palette: dict) -> None:
         class_mask(rgb, {**palette, "closing_footprint": "cross", "closing_radius": 2})
     with pytest.raises(ValueError, match="expected"):
         class_mask(rgb.astype(np.float32), palette)
-    with pytest.raises(ValueError, match=r"palette.luma_tolerance: .*the palette keys are \["):
+    with pytest.raises(KeyError, match=r"palette.luma_tolerance: .*the palette keys are \["):
         neuron_mask(rgb, {**palette, "luma_tolerance": 9})
     with pytest.raises(ValueError, match=r"palette.luma_tol: .*missing mandatory value"):
         neuron_mask(rgb, {k: v for k, v in palette.items() if k != "luma_tol"})

@@ -310,7 +310,7 @@ def test_pool_failure_waits_for_running_workers(tmp_path: Path) -> None:
 def test_palette_typo_fails_before_reading_naming_the_valid_keys(
     raw_copy: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(KeyError, match=r"unknown \['colour_boost'\].*the keys are"):
+    with pytest.raises(KeyError, match=r"palette.colour_boost: .*the palette keys are \['colors'"):
         run(raw_copy, tmp_path / "out", "+palette.colour_boost=2")
 
 

@@ -17,7 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from neuroseg.errors import UsageError
+from neuroseg.errors import ChoiceError, UsageError
 
 Settings = TypeVar("Settings")
 
@@ -87,9 +87,12 @@ def checked(values: Mapping[str, Any], schema: type[Settings], section: str) -> 
     except OmegaConfBaseException as error:
         key = f"{section}.{error.full_key}" if getattr(error, "full_key", None) else section
         reason = str(error).splitlines()[0]
-        if isinstance(error, ConfigKeyError) and "." not in str(error.full_key):
-            reason += f"; the {section} keys are {[f.name for f in fields(schema)]}"
-        raise UsageError(f"{key}: {reason}; fix it in conf/{section}/ or the command") from None
+        line = f"{key}: {reason}; fix it in conf/{section}/ or the command"
+        if not isinstance(error, ConfigKeyError):
+            raise UsageError(line) from None
+        if "." not in str(error.full_key):  # a nested schema's class is named in `reason`
+            line += f"; the {section} keys are {[f.name for f in fields(schema)]}"
+        raise ChoiceError(line) from None
 
 
 def read_group_file(path: Path) -> DictConfig:
