@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
 from neuroseg.errors import ChoiceError, UsageError
-
-Settings = TypeVar("Settings")
 
 
 @dataclass
@@ -72,7 +70,7 @@ class PaletteSettings:
     closing_radius: int = MISSING
 
 
-def checked(values: Mapping[str, Any], schema: type[Settings], section: str) -> dict[str, Any]:
+def checked(values: Mapping[str, Any], schema: type, section: str) -> dict[str, Any]:
     """`values` (a config section or a plain mapping) as plain values, checked against `schema`.
 
     Composing already refuses a typo or a wrong type; this also catches a key forced in with
