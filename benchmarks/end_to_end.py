@@ -34,6 +34,7 @@ from neuroseg.analysis.report import run_analysis
 from neuroseg.analysis.settings import analyze_settings
 from neuroseg.data.sample import ensure_sample
 from neuroseg.data.sample_image import illumination, lattice, place_cells, rasterize_cells
+from neuroseg.data.settings import read_group_file
 from neuroseg.predict import predict
 from neuroseg.train import train
 
@@ -55,7 +56,7 @@ def prepared_sample(work: Path, per_condition: int, hw: tuple[int, int], seed: i
     """The sample raw tree prepared into whole-image tiles (1x1), made once and reused."""
     synth = {"per_condition": per_condition, "height": hw[0], "width": hw[1]}
     synth |= {"seed": seed, "duplicates": 0}
-    palette = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "palette" / "qlab.yaml"))
+    palette = OmegaConf.to_container(read_group_file(CONF_DIR / "palette" / "qlab.yaml"))
     prepare = {"fractions": {"train": 0.6, "val": 0.2, "test": 0.2}, "seed": 42}
     prepare |= {"rows": 1, "cols": 1, "palette": palette, "workers": 1}
     return ensure_sample(work / "raw", work / "prepared", synth, prepare)

@@ -35,6 +35,7 @@ from benchmarks.common import (
 )
 from neuroseg import io
 from neuroseg.data.sample import ensure_sample
+from neuroseg.data.settings import read_group_file
 from neuroseg.models.ternausnet import UNet11
 from neuroseg.train import train
 
@@ -163,7 +164,7 @@ def full_run(
     height, width = source_hw
     synth = {"per_condition": per_condition, "seed": 0, "duplicates": 0}
     synth |= {"height": height, "width": width}
-    palette = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "palette" / "qlab.yaml"))
+    palette = OmegaConf.to_container(read_group_file(CONF_DIR / "palette" / "qlab.yaml"))
     split = {"train": 0.7, "val": 0.1, "test": 0.2}
     prepare = {"fractions": split, "seed": 42, "rows": 2, "cols": 2, "palette": palette}
     ensure_sample(raw, prepared, synth, prepare | {"workers": max(workers, 1)})

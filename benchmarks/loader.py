@@ -27,6 +27,7 @@ from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.data.dataset import load_tile, make_sample, tile_paths
 from neuroseg.data.manifest import write_prepared_tree
 from neuroseg.data.sample_image import make_image
+from neuroseg.data.settings import read_group_file
 from neuroseg.data.transforms import normalize, train_transform
 from neuroseg.task import get_task
 
@@ -51,7 +52,7 @@ def time_loader(
     data_dir: Path, num_workers: int, cache: bool, epochs: int
 ) -> dict[str, float | int | bool]:
     """Setup seconds, first-epoch and steady-state train crops/s (epochs after the first)."""
-    cfg = OmegaConf.load(ROOT / "conf" / "data" / "default.yaml")
+    cfg = read_group_file(ROOT / "conf" / "data" / "default.yaml")
     cfg.dir = str(data_dir)
     torch.manual_seed(0)
     start = time.perf_counter()
@@ -96,7 +97,7 @@ def stage_costs(data_dir: Path, repeats: int = 30) -> dict[str, float]:
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    cfg = OmegaConf.load(ROOT / "conf" / "data" / "default.yaml")
+    cfg = read_group_file(ROOT / "conf" / "data" / "default.yaml")
     crop_hw, augment = tuple(cfg.crop_hw), OmegaConf.to_container(cfg.augment)
     task = get_task("axons")
     tile = next(iter(sorted((data_dir / "train" / "images").glob("*.tif")))).stem

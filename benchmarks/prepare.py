@@ -25,6 +25,7 @@ from neuroseg import io  # noqa: E402
 from neuroseg.data.build import prepare_dataset  # noqa: E402
 from neuroseg.data.labels import class_mask, neuron_mask  # noqa: E402
 from neuroseg.data.sample_tree import make_dataset  # noqa: E402
+from neuroseg.data.settings import read_group_file  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "prepare.json"
@@ -111,7 +112,7 @@ def main() -> None:
             )
             for workers in worker_counts:
                 results.append(time_prepare(raw_dir, Path(tmp) / "prepared", workers, bit_depth))
-        palette = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "palette" / "qlab.yaml"))
+        palette = OmegaConf.to_container(read_group_file(ROOT / "conf" / "palette" / "qlab.yaml"))
         labels_seconds = time_labels(Path(tmp) / "raw8", palette)
     header = ("bits", "workers", "images", "seconds", "s/image", "cpu s/image", "proj. idle s")
     print("{:>4} {:>7} {:>6} {:>8} {:>8} {:>11} {:>12}".format(*header))

@@ -52,7 +52,7 @@ def build_module(model: str, variant: Variant, compile_model: bool = False) -> S
     """The project's LightningModule with random weights, Adam lr 1e-3 (the original's)."""
     torch.manual_seed(0)
     return SegmentationModule(
-        encoder={"name": MODELS[model], "weights": None},
+        encoder=MODELS[model],
         task="binary",
         optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
         channels_last=variant.channels_last,

@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from neuroseg.cli import command
 from neuroseg.data.build import prepare_dataset
+from neuroseg.data.labels import check_palette
 
 
 @command("prepare")
@@ -24,7 +25,7 @@ def prepare(cfg: DictConfig) -> dict:
         seed=cfg.seed,
         rows=cfg.tiles.rows,
         cols=cfg.tiles.cols,
-        palette=OmegaConf.to_container(cfg.palette, resolve=True),
+        palette=check_palette(cfg.palette),
         overwrite=cfg.overwrite,
         strict=cfg.strict,
         workers=cfg.workers,

@@ -9,12 +9,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from hydra import compose, initialize
-from omegaconf import OmegaConf
 
 from neuroseg import io
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.data.dataset import TileDataset, collate_padded, read_manifest
 from neuroseg.data.manifest import write_prepared_tree
+from neuroseg.data.settings import read_group_file
 from neuroseg.data.transforms import eval_transform, normalize, pad_to_multiple
 from neuroseg.task import get_task
 
@@ -48,7 +48,7 @@ def write_prepared(
 
 def datamodule(data_dir: Path, task: str = "binary", **overrides: object) -> NeuroSegDataModule:
     """A DataModule from the shipped conf/data/default.yaml; test-sized crops, no workers."""
-    cfg = OmegaConf.load(CONF_DATA)
+    cfg = read_group_file(CONF_DATA)
     cfg.dir = str(data_dir)
     cfg.crop_hw = CROP_HW
     cfg.num_workers = 0
@@ -156,7 +156,7 @@ def test_persistent_workers_switch_off_without_workers_and_lists_become_tuples(
     prepared: Path,
 ) -> None:
     dm = datamodule(prepared, persistent_workers=True)
-    noise = OmegaConf.load(CONF_DATA).augment.noise_std_range
+    noise = read_group_file(CONF_DATA).augment.noise_std_range
     assert dm.persistent_workers is False  # DataLoader refuses them with num_workers=0
     assert dm.augment["noise_std_range"] == tuple(noise)  # albumentations rejects ListConfig
     assert len(next(iter(dm.train_dataloader()))["tile"]) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from omegaconf import OmegaConf
 from neuroseg import io
 from neuroseg.data.labels import class_mask, close_mask, mask_from_palette, neuron_mask
 from neuroseg.data.sample_tree import make_dataset
+from neuroseg.data.settings import PaletteSettings, read_group_file
 
 REPO = Path(__file__).resolve().parents[1]
 M, B, R, G = (255, 51, 255), (30, 230, 255), (250, 77, 70), (120, 120, 120)
@@ -19,15 +21,16 @@ M, B, R, G = (255, 51, 255), (30, 230, 255), (250, 77, 70), (120, 120, 120)
 
 @pytest.fixture(scope="module")
 def palette() -> dict:
-    return OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "palette" / "qlab.yaml"))
+    return OmegaConf.to_container(read_group_file(REPO / "conf" / "palette" / "qlab.yaml"))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
-def test_palette_keys_are_the_function_arguments(palette: dict) -> None:
-    assert set(palette) == set(inspect.signature(mask_from_palette).parameters) - {"rgb"}
+def test_palette_schema_and_shipped_keys_are_the_function_arguments(palette: dict) -> None:
+    arguments = set(inspect.signature(mask_from_palette).parameters) - {"rgb"}
+    assert {f.name for f in fields(PaletteSettings)} == arguments == set(palette)
 
 
 def test_four_by_four_palette_image(palette: dict) -> None:
@@ -104,9 +107,13 @@ def test_bad_palette_and_arguments_list_the_choices(palette: dict) -> None:
         class_mask(rgb, {**palette, "closing_footprint": "cross", "closing_radius": 2})
     with pytest.raises(ValueError, match="expected"):
         class_mask(rgb.astype(np.float32), palette)
-    with pytest.raises(KeyError, match=r"unknown \['luma_tolerance'\], missing \['luma_tol'\]"):
-        neuron_mask(
-            rgb, {**{k: v for k, v in palette.items() if k != "luma_tol"}, "luma_tolerance": 9}
-        )
+    with pytest.raises(KeyError, match=r"palette.luma_tolerance: .*the palette keys are \["):
+        neuron_mask(rgb, {**palette, "luma_tolerance": 9})
+    with pytest.raises(ValueError, match=r"palette.luma_tol: .*missing mandatory value"):
+        neuron_mask(rgb, {k: v for k, v in palette.items() if k != "luma_tol"})
+    with pytest.raises(ValueError, match=r"palette.reach_px: Value 'near'"):
+        neuron_mask(rgb, {**palette, "reach_px": "near"})
+    with pytest.raises(ValueError, match=r"palette.colors: empty"):
+        neuron_mask(rgb, {**palette, "colors": {}})
     with pytest.raises(ValueError, match="colors: empty"):
         neuron_mask(rgb, {**palette, "colors": {}})

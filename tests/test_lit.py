@@ -7,18 +7,15 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from neuroseg.inference.overlay import CLASS_COLORS, overlay
 from neuroseg.training.callbacks import tile_panel
 from neuroseg.training.module import SegmentationModule
 
-ENCODER = {"name": "vgg11", "weights": None, "offline_fallback": False}
-
 
 def module(task: str = "binary", **kwargs: object) -> SegmentationModule:
     optimizer = partial(torch.optim.Adam, lr=1e-3)
-    return SegmentationModule(encoder=ENCODER, task=task, optimizer=optimizer, **kwargs)
+    return SegmentationModule(encoder="vgg11", task=task, optimizer=optimizer, **kwargs)
 
 
 def disk_image(size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,14 +42,19 @@ def test_overfits_one_tiny_image() -> None:
     assert model.val_metrics.compute()["iou_neurons"].item() > 0.9
 
 
-def test_checkpoint_hyper_parameters_are_plain() -> None:
-    encoder = OmegaConf.create(ENCODER)  # as Hydra hands it over
+def test_checkpoint_hyper_parameters_are_the_typed_arguments() -> None:
+    loss = {"alpha": 0.3, "class_weights": [1.0, 2.0, 2.0]}
     model = SegmentationModule(
-        encoder=encoder, task="axons", optimizer=partial(torch.optim.SGD, lr=0.1), threshold=0.3
+        encoder="vgg11",
+        task="axons",
+        optimizer=partial(torch.optim.SGD, lr=0.1),
+        threshold=0.3,
+        loss=loss,
     )
     hparams = dict(model.hparams)
-    assert hparams["encoder"] == ENCODER and type(hparams["encoder"]) is dict
-    assert hparams["task"] == "axons" and hparams["threshold"] == 0.3
+    assert hparams["encoder"] == "vgg11" and hparams["encoder_weights"] is None
+    assert hparams["task"] == "axons" and hparams["threshold"] == 0.3 and hparams["loss"] == loss
+    assert model.loss.alpha == 0.3
     assert "optimizer" not in hparams and "scheduler" not in hparams
     assert all(
         key.startswith(("model.", "loss.", "train_", "val_", "test_")) for key in model.state_dict()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -309,7 +310,7 @@ def test_pool_failure_waits_for_running_workers(tmp_path: Path) -> None:
 def test_palette_typo_fails_before_reading_naming_the_valid_keys(
     raw_copy: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(KeyError, match=r"unknown \['colour_boost'\].*the keys are"):
+    with pytest.raises(KeyError, match=r"palette.colour_boost: .*the palette keys are \['colors'"):
         run(raw_copy, tmp_path / "out", "+palette.colour_boost=2")
 
 
@@ -393,3 +394,23 @@ def test_command_line_with_two_workers(raw_dir: Path, tmp_path: Path) -> None:
     assert "duplicate dropped" in result.stdout + result.stderr
     run(raw_dir, tmp_path / "in_process")  # one process, same settings: same bytes
     assert file_hashes(out_dir) == file_hashes(tmp_path / "in_process")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("palette.reach_px=near", "palette.reach_px=near (Value 'near' of type 'str' could not"),
+        ("+palette.colors.axon.shade=1", "palette.colors.axon.shade: Key 'shade' not in"),
+    ],
+)
+def test_bad_palette_setting_fails_in_one_line_naming_the_key(
+    override: str, message: str, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "neuroseg.prepare", f"raw_dir={tmp_path}", override]
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    command += [f"out_dir={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert message in lines[0]

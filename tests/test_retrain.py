@@ -16,12 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 from neuroseg import io
 from neuroseg.data.labels import class_mask, paint_mask, read_mask, write_label_copies
 from neuroseg.data.sample_tree import make_dataset
+from neuroseg.data.settings import read_group_file
 from neuroseg.data.transforms import normalize
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import check_label_names, is_output, predict
 from neuroseg.prepare import prepare
-from neuroseg.train import fine_tune_weights, train
+from neuroseg.train import train
 from neuroseg.training.module import SegmentationModule
+from neuroseg.training.resume import fine_tune_weights
 
 REPO = Path(__file__).resolve().parents[1]
 LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint
@@ -48,7 +50,7 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
 
 @pytest.fixture(scope="module")
 def palette() -> dict:
-    return OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "palette" / "qlab.yaml"))
+    return OmegaConf.to_container(read_group_file(REPO / "conf" / "palette" / "qlab.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +162,7 @@ def test_png_label_is_chosen_over_jpeg_and_reported(
 def lightning_checkpoint(path: Path, encoder: str) -> Path:
     """A checkpoint as train writes it, 7 epochs into a run: a binary U-Net, Adam 70 steps in."""
     torch.manual_seed(3)
-    module = SegmentationModule({"name": encoder, "weights": None}, "binary", torch.optim.Adam)
+    module = SegmentationModule(encoder, "binary", torch.optim.Adam)
     optimizer = torch.optim.Adam(module.parameters())
     state = {"step": torch.tensor(70.0)}
     optimizer_state = {"state": {0: state}, "param_groups": optimizer.state_dict()["param_groups"]}

@@ -280,7 +280,8 @@ def test_demo_sample_made_once_when_two_ranks_start_together(tmp_path: Path) -> 
     code = (
         "import sys, time; from pathlib import Path; from omegaconf import OmegaConf\n"
         "from neuroseg.data.sample import ensure_sample\n"
-        "palette = OmegaConf.to_container(OmegaConf.load('conf/palette/qlab.yaml'))\n"
+        "from neuroseg.data.settings import read_group_file\n"
+        "palette = OmegaConf.to_container(read_group_file('conf/palette/qlab.yaml'))\n"
         "while not Path(sys.argv[1], 'go').exists(): time.sleep(0.005)\n"
         "ensure_sample(Path(sys.argv[1], 'raw'), Path(sys.argv[1], 'prepared'),\n"
         "    synth=dict(per_condition=2, height=192, width=256, duplicates=0),\n"

@@ -19,10 +19,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from neuroseg.data.datamodule import NeuroSegDataModule
 from neuroseg.data.sample import ensure_sample
+from neuroseg.models.checkpoint import load_checkpoint
 from neuroseg.models.ternausnet import UNet11, UNet16
 from neuroseg.runtime import resolve_precision
-from neuroseg.train import IMAGE_KEYS, optimized_value, resume_path, train
+from neuroseg.train import train
+from neuroseg.training.callbacks import IMAGE_KEYS
 from neuroseg.training.module import SegmentationModule
+from neuroseg.training.outcome import optimized_value
+from neuroseg.training.resume import fit_ckpt_path
 
 REPO = Path(__file__).resolve().parents[1]
 # Tiny and fast: random weights, small crops, no loader workers.
@@ -51,11 +55,13 @@ def test_composed_encoder_and_task_build_the_network_train_fits(
     encoder: str, task: str, unet: type, channels: int
 ) -> None:
     cfg = compose_train([f"encoder={encoder}", f"task={task}", "encoder.weights=null"])
+    options = OmegaConf.to_container(cfg.model, resolve=True)
     model = SegmentationModule(
-        encoder=cfg.encoder,
+        encoder=cfg.encoder.name,
         task=cfg.task.name,
         optimizer=instantiate(cfg.optimizer),
-        **{key: value for key, value in cfg.model.items() if key not in IMAGE_KEYS},
+        encoder_weights=cfg.encoder.weights,
+        **{key: value for key, value in options.items() if key not in IMAGE_KEYS},
     )
     assert type(model.model) is unet
     assert model(torch.rand(1, 3, 64, 64)).shape == (1, channels, 64, 64)
@@ -150,7 +156,7 @@ def test_fit_logs_checkpoints_and_resumes(prepared_dir: Path, tmp_path: Path) ->
     assert len(best) == 1 and (checkpoints / "last.ckpt").is_file()
     saved = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False)
     hparams = saved["hyper_parameters"]
-    assert hparams["encoder"] == {"name": "vgg11", "weights": None, "offline_fallback": False}
+    assert hparams["encoder"] == "vgg11" and hparams["encoder_weights"] is None
     assert hparams["task"] == "binary" and hparams["threshold"] == 0.5
     assert "model.encoder.0.weight" in saved["state_dict"]
     assert saved["epoch"] == 1 and saved["global_step"] == 4
@@ -178,6 +184,31 @@ def test_fit_logs_checkpoints_and_resumes(prepared_dir: Path, tmp_path: Path) ->
     with pytest.raises(ValueError, match=r"task=binary but task=axons.*overrides\.yaml"):
         train(compose_train(wrong))
 
+    # A checkpoint written before the module took typed arguments holds `encoder` as a dict of
+    # build_model's keys: evaluate and predict load it, a run resumes from it, the guard reads it.
+    old = tmp_path / "old.ckpt"
+    resumed["hyper_parameters"] = OLD_HPARAMS
+    torch.save(resumed, old)
+    assert load_checkpoint(old).encoder == "vgg11" and load_checkpoint(old).task == "binary"
+    more = [*common, "trainer.max_epochs=4", f"ckpt_path={old}", "test=false"]
+    train(compose_train(more))
+    continued = torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=True)
+    assert continued["epoch"] == 3 and continued["global_step"] == 8
+    with pytest.raises(ValueError, match=r"old.ckpt holds task=binary but task=axons"):
+        train(compose_train([*more, "task=axons"]))
+
+
+# hyper_parameters as SegmentationModule saved them while it took the encoder as a config section.
+OLD_HPARAMS = {
+    "encoder": {"name": "vgg11", "weights": None, "offline_fallback": False},
+    "task": "binary",
+    "scheduler_monitor": "val/iou",
+    "loss": {"alpha": 0.5, "class_weights": None},
+    "threshold": 0.5,
+    "channels_last": True,
+    "compile": False,
+}
+
 
 def test_missing_checkpoint_names_the_file(prepared_dir: Path, tmp_path: Path) -> None:
     base = [*FAST, "debug=fdr", f"data.dir={prepared_dir}", f"paths.output_dir={tmp_path}"]
@@ -196,14 +227,19 @@ def test_gpu_data_settings_build_a_datamodule(prepared_dir: Path, tmp_path: Path
     assert datamodule.batch_size == 16 and datamodule.num_workers == 8
 
 
-def test_auto_checkpoint_resumes_only_when_last_exists(tmp_path: Path) -> None:
+def test_resume_values_become_lightnings_and_last_must_exist(tmp_path: Path) -> None:
     trainer = SimpleNamespace(
         checkpoint_callback=SimpleNamespace(dirpath=str(tmp_path)), default_root_dir=str(tmp_path)
     )
-    assert resume_path("auto", trainer) is None  # first start of a job: train from scratch
+    # auto is Lightning's "last": resume when a last checkpoint exists, else start afresh.
+    assert fit_ckpt_path("auto", trainer) == "last" and fit_ckpt_path("hpc", trainer) == "hpc"
+    assert fit_ckpt_path(None, trainer) is None
+    with pytest.raises(FileNotFoundError, match=r"ckpt_path=last: .*last.ckpt does not exist"):
+        fit_ckpt_path("last", trainer)
     (tmp_path / "last.ckpt").write_bytes(b"")
-    assert resume_path("auto", trainer) == str(tmp_path / "last.ckpt")
-    assert resume_path(None, trainer) is None
+    assert fit_ckpt_path("last", trainer) == "last"
+    with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
+        fit_ckpt_path(str(tmp_path / "nowhere.ckpt"), trainer)
 
 
 def test_ensure_sample_makes_once_then_reuses(tmp_path: Path) -> None:
@@ -326,3 +362,31 @@ def test_missing_optimized_metric_names_it_and_the_logged_ones() -> None:
     assert optimized_value(metrics, "val/iou") == 0.5 and optimized_value(metrics, None) is None
     with pytest.raises(KeyError, match=r"optimized_metric='val/ioo'.*\['train/loss', 'val/iou'\]"):
         optimized_value(metrics, "val/ioo")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # composing refuses a wrong type (the schema, data/settings.py DataSettings) ...
+        ("data.batch_size=abc", "data.batch_size=abc (Value 'abc' of type 'str' could not be"),
+        ("data.augment.noise_p=often", "data.augment.noise_p=often (Value 'often'"),
+        # ... and train a key forced in with `+`, listing the valid ones
+        ("+data.batch_sise=4", "data.batch_sise: Key 'batch_sise' not in 'DataSettings'"),
+    ],
+)
+def test_bad_data_setting_fails_in_one_line_naming_the_key(
+    override: str, message: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "neuroseg.train", override, f"hydra.run.dir={tmp_path}/run"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert message in lines[0]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
@@ -17,6 +18,8 @@ from neuroseg.data.dataset import (
     read_manifest,
     split_tiles,
 )
+from neuroseg.data.sample import ensure_sample
+from neuroseg.data.settings import AugmentSettings
 from neuroseg.data.transforms import eval_transform, train_transform
 from neuroseg.errors import UsageError
 from neuroseg.models.ternausnet import SIZE_MULTIPLE
@@ -28,7 +31,9 @@ SPLITS = ("train", "val", "test")
 class NeuroSegDataModule(pl.LightningDataModule):
     """Train on random crops; validate and test on whole tiles padded to a multiple of 32.
 
-    Arguments are the keys of conf/data/default.yaml plus `task` ("binary" or "axons").
+    Arguments are the keys of conf/data/default.yaml (schema: data.settings.DataSettings) plus
+    `task` ("binary" or "axons") and `sample` (experiment=demo's ensure_sample keywords: the
+    sample dataset is made in prepare_data, by one process per node, if it is missing).
     `augment` holds `train_transform`'s keyword arguments (flip, brightness/contrast, noise).
     Split membership comes from `<dir>/manifest.csv`. Worker seeding is Lightning's: with
     `seed_everything(seed, workers=True)` the Trainer adds its worker_init_fn, and augmentation
@@ -49,6 +54,7 @@ class NeuroSegDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         cache: bool = False,
         augment: Mapping[str, float | Sequence[float]] | None = None,
+        sample: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = Path(dir)
@@ -62,9 +68,19 @@ class NeuroSegDataModule(pl.LightningDataModule):
         self.persistent_workers = bool(persistent_workers) and self.num_workers > 0
         self.cache = bool(cache)
         self.augment = _plain(augment or {})
+        self.sample = dict(sample) if sample else None
         _check_settings(self)
         self._manifest: list[ManifestRow] | None = None
         self.datasets: dict[str, TileDataset] = {}
+
+    def prepare_data(self) -> None:
+        """Make the sample dataset if one is configured and missing (one process per node).
+
+        ensure_sample locks its folder and waits, so nodes sharing a file system, or runs started
+        together, make it once and reuse it.
+        """
+        if self.sample is not None:
+            ensure_sample(**self.sample)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets `stage` needs (all when None); with `cache` tiles decode here."""
@@ -158,11 +174,7 @@ def _check_settings(module: NeuroSegDataModule) -> None:
             problems.append(f"{key}={getattr(module, key)} must be at least 1")
     if module.num_workers < 0:
         problems.append(f"num_workers={module.num_workers} must be 0 or more")
-    known = [
-        name
-        for name, parameter in inspect.signature(train_transform).parameters.items()
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
-    ]
+    known = [f.name for f in fields(AugmentSettings)]  # what conf/data's schema allows
     unknown = sorted(set(module.augment) - set(known))
     if unknown:
         problems.append(f"augment keys {unknown} unknown; choose from {known}")

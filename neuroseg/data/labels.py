@@ -8,7 +8,6 @@ very pixel carries it (painted pixels have the paint's own luma; gray ones have 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from skimage import morphology
 
 from neuroseg import io
 from neuroseg.data.pairing import LABELS, LABELS_AXONS, label_path
+from neuroseg.data.settings import PaletteSettings, checked
 from neuroseg.errors import ChoiceError, InputError, UsageError
 from neuroseg.inference.overlay import gray_to_rgb8
 from neuroseg.task import AXON, BACKGROUND, NEURON
@@ -112,7 +112,8 @@ def mask_from_palette(
 
     Each pixel goes to the matching paint whose luma fits best; each class is then closed, and
     neurons are laid over axons (the lab paints cells over the axons that leave them). The
-    settings live in conf/palette/ (see qlab.yaml for what each one means).
+    settings live in conf/palette/ (see qlab.yaml for what each one means; check_palette checks
+    a palette built in Python).
     """
     if rgb.ndim != 3 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
         raise InputError(
@@ -135,28 +136,23 @@ def mask_from_palette(
     return out
 
 
-def check_palette(palette: Mapping[str, object]) -> None:
-    """Fail on a palette whose keys are not exactly mask_from_palette's settings (typos, gaps)."""
-    wanted = set(inspect.signature(mask_from_palette).parameters) - {"rgb"}
-    if set(palette) != wanted:
-        raise ChoiceError(
-            f"palette keys: unknown {sorted(set(palette) - wanted)}, missing "
-            f"{sorted(wanted - set(palette))}; the keys are {sorted(wanted)}"
-        )
-    if not palette["colors"]:
-        raise UsageError("palette colors: empty; name at least one painted colour")
+def check_palette(palette: Mapping[str, object]) -> dict[str, object]:
+    """mask_from_palette's settings, checked against the PaletteSettings schema (conf/palette):
+    an unknown, missing or mistyped key, or no colour at all, fails in one line naming it."""
+    settings = checked(palette, PaletteSettings, "palette")
+    if not settings["colors"]:
+        raise UsageError("palette.colors: empty; name at least one painted colour")
+    return settings
 
 
 def neuron_mask(rgb: np.ndarray, palette: Mapping[str, object]) -> np.ndarray:
     """(H, W) uint8 0/1 neuron mask of a painted label (the `labels/` copies)."""
-    check_palette(palette)
-    return (mask_from_palette(rgb, **palette) == NEURON).astype(np.uint8)
+    return (mask_from_palette(rgb, **check_palette(palette)) == NEURON).astype(np.uint8)
 
 
 def class_mask(rgb: np.ndarray, palette: Mapping[str, object]) -> np.ndarray:
     """(H, W) uint8 0/1/2 mask of a label with axons painted too (the `labels_axons/` copies)."""
-    check_palette(palette)
-    return mask_from_palette(rgb, **palette)
+    return mask_from_palette(rgb, **check_palette(palette))
 
 
 def read_mask(path: Path, palette: Mapping[str, object], task: str) -> np.ndarray:

@@ -12,6 +12,10 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from neuroseg.inference.overlay import CLASS_COLORS, gray_to_rgb8, overlay
 from neuroseg.training.metrics import classes_from_logits, classes_from_target
 
+# conf/model keys that configure ValidationImages (through conf/callbacks), kept under `model` so
+# `model.image_every_n_epochs=...` works as it always has; they are no SegmentationModule argument.
+IMAGE_KEYS = ("image_every_n_epochs", "image_count")
+
 
 def display_gray(image: torch.Tensor, valid: torch.Tensor) -> np.ndarray:
     """(H, W) uint8 of a normalised (3, H, W) image, stretched over its valid pixels."""

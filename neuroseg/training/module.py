@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
@@ -15,52 +15,52 @@ from neuroseg.models.ternausnet import build_model
 from neuroseg.task import get_task
 from neuroseg.training.losses import SegmentationLoss
 from neuroseg.training.metrics import SegmentationMetrics
+from neuroseg.training.resume import check_same_network
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
 Batch = dict[str, Any]
 
 
-def plain(config: Mapping | None) -> dict | None:
-    """A plain dict copy of a config section, so checkpoints hold no OmegaConf objects."""
-    if isinstance(config, DictConfig):
-        return OmegaConf.to_container(config, resolve=True)
-    return None if config is None else dict(config)
-
-
 class SegmentationModule(pl.LightningModule):
     """UNet11/UNet16 trained with the original's loss; scores IoU and Dice on whole tiles.
 
-    `encoder` holds build_model's keys (name, weights, offline_fallback); `task` is "binary" or
-    "axons"; `optimizer` and `scheduler` are partials awaiting the parameters and the optimiser.
-    The other arguments are conf/model/default.yaml's keys.
+    `encoder` is a key of ENCODERS (vgg11, vgg16), started from `encoder_weights` ("imagenet", a
+    .pth path, or None for random; `offline_fallback`: random with a warning when ImageNet
+    weights cannot be had); `task` is "binary" or "axons"; `optimizer` and `scheduler` are
+    partials awaiting the parameters and the optimiser; `loss` holds SegmentationLoss's
+    keywords (alpha, class_weights). The other arguments are conf/model/default.yaml's keys.
+    All but the partials are saved in checkpoints, so they must be plain values (no OmegaConf
+    containers, no Path): a checkpoint then loads without trust. Checkpoints written before
+    these arguments were typed hold `encoder` as a dict of build_model's keys; evaluate, predict
+    and resuming read both (models.checkpoint.lightning_names).
     """
 
     def __init__(
         self,
-        encoder: Mapping[str, Any],
+        encoder: str,
         task: str,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
+        encoder_weights: str | None = None,
+        offline_fallback: bool = False,
         scheduler_monitor: str = "val/iou",
-        loss: Mapping[str, Any] | None = None,
+        loss: Mapping[str, float | Sequence[float] | None] | None = None,
         threshold: float = 0.5,
         channels_last: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        encoder, loss = plain(encoder), plain(loss) or {}
-        task = str(task)
         # The partials live in the run's Hydra snapshot; a checkpoint keeps plain values only.
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         spec = get_task(task)
-        self.model = build_model(num_classes=spec.out_channels, **encoder)
+        self.model = build_model(encoder, spec.out_channels, encoder_weights, offline_fallback)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         if compile:
             # In place, so state_dict keys stay `model.*` for evaluation and legacy tools.
             self.model.compile()
-        self.loss = SegmentationLoss(task, **loss)
+        self.loss = SegmentationLoss(task, **(loss or {}))
         # One metric object per stage: validation inside a training epoch keeps its own counts.
         self.train_metrics = SegmentationMetrics(task, threshold)
         self.val_metrics = SegmentationMetrics(task, threshold)
@@ -77,6 +77,13 @@ class SegmentationModule(pl.LightningModule):
         if self.hparams.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         return self.model(image)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming: refuse a checkpoint of another encoder or task before its tensors fail to fit
+        (Lightning calls this before loading the weights, whichever ckpt_path found the file)."""
+        path = Path(str(getattr(self._trainer, "ckpt_path", None) or "checkpoint"))
+        hparams = checkpoint.get("hyper_parameters", {})
+        check_same_network(hparams, path, self.hparams.encoder, self.hparams.task)
 
     def _metrics(self, stage: str) -> SegmentationMetrics:
         return getattr(self, f"{stage}_metrics")
