@@ -33,7 +33,8 @@ from neuroseg.analysis.orientation import alignment_index, measure_axons
 from neuroseg.analyze import analyze
 from neuroseg.data.sample import ensure_sample
 from neuroseg.data.sample_image import illumination, lattice, place_cells, rasterize_cells
-from neuroseg.predict import predict
+from neuroseg.inference import folder
+from neuroseg.inference.settings import inference_settings
 from neuroseg.train import train
 
 SIZES = {  # per_condition, source (H, W), crop (H, W), epochs, accelerator
@@ -105,7 +106,8 @@ def predict_folder(ckpt: Path, images: Path, out: Path, hw: tuple[int, int], dev
     """`neuroseg.predict` on a folder, windows the size of the images."""
     overrides = [f"ckpt_path={ckpt}", f"input={images}", f"output={out}", f"device={device}"]
     overrides.append(f"window=[{min(hw[0], 768)},{min(hw[1], 1024)}]")
-    predict(compose_entry("predict", overrides))
+    cfg = compose_entry("predict", overrides)
+    folder.predict_folder(inference_settings(cfg, "predict"), folder.prediction_settings(cfg))
     return out
 
 

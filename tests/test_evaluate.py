@@ -14,6 +14,7 @@ import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig
 
+from neuroseg import runtime
 from neuroseg.data.transforms import normalize
 from neuroseg.evaluation.assembly import assemble_tiles
 from neuroseg.evaluation.evaluator import evaluate_checkpoint, evaluation_settings
@@ -390,3 +391,25 @@ def test_threshold_grid_outside_0_1_is_refused(grid: dict[str, float], tmp_path:
         tune_threshold(
             None, tmp_path, get_task("binary"), settings, torch.device("cpu"), ThresholdGrid(**grid)
         )
+
+
+def test_evaluate_resolves_precision_once_and_warns_in_its_own_words(
+    prepared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(runtime, "_warned", set())
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    resolved = []
+    resolve = runtime.resolve_precision
+    monkeypatch.setattr(
+        runtime, "resolve_precision", lambda *a, **k: resolved.append(a) or resolve(*a, **k)
+    )
+    ckpt = write_lightning_checkpoint(tmp_path / "binary.ckpt", prepared_dir)
+    overrides = [f"ckpt_path={ckpt}", f"data_dir={prepared_dir}", "device=cpu", "precision=bf16"]
+    with caplog.at_level("WARNING", logger="neuroseg.runtime"):
+        metrics = evaluate(compose_evaluate([*overrides, f"output={tmp_path / 'out'}"]))
+    assert len(read_csv(tmp_path / "out" / "per_tile.csv")) > 1 and "test/iou" in metrics
+    assert len(resolved) == 1
+    assert caplog.messages == [
+        "evaluate: precision=bf16 asked, but this CPU has no native bf16; running in float32"
+    ]
