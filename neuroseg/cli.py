@@ -29,7 +29,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, OverrideParseException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 from pytorch_lightning.utilities import rank_zero_only
 
 from neuroseg import io
@@ -115,7 +115,7 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
         parts = [line.strip() for line in str(error).splitlines() if line.strip()]
         if isinstance(cause, OmegaConfBaseException):
             parts.insert(1, f"({first_line(cause)})")
-        return " ".join(parts), USAGE_STATUS
+        return " ".join(parts) + valid_keys(cause), USAGE_STATUS
     if isinstance(error, OmegaConfBaseException):
         # Raised while the task reads its config: a mandatory `???` key left unset, a bad
         # interpolation, a value of the wrong type.
@@ -124,6 +124,15 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
         line = f"{prefix}{first_line(error)}; set it on the command line: {key or 'key'}=..."
         return line, USAGE_STATUS
     return None
+
+
+def valid_keys(cause: BaseException | None) -> str:
+    """ "; valid keys: [...]" of the section an unknown key was typed in; "" for other errors."""
+    section = getattr(cause, "parent_node", None)
+    unknown = isinstance(cause, ConfigKeyError | ConfigAttributeError)
+    if not unknown or not isinstance(section, DictConfig):
+        return ""
+    return f"; valid keys: {sorted(str(key) for key in section if key != 'hydra')}"
 
 
 def first_line(error: BaseException) -> str:

@@ -191,6 +191,16 @@ def test_a_wrong_type_fails_at_compose_in_one_line_naming_the_key(
     assert not (tmp_path / "run").exists()
 
 
+def test_an_unknown_key_fails_in_one_line_listing_the_valid_keys(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "neuroseg.predict", f"ckpt_path={tmp_path / 'none.ckpt'}"]
+    command += [f"hydra.run.dir={tmp_path / 'run'}", "windw=[64,96]", "postprocess.fill_holes=true"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "'windw'" in done.stderr and "valid keys: [" in done.stderr
+    assert "'window'" in done.stderr and "'overlap'" in done.stderr
+
+
 def test_predict_resolves_precision_once_and_warns_in_its_own_words(
     tmp_path: Path, write_legacy_checkpoint: LegacyWriter, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
