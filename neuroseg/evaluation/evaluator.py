@@ -136,9 +136,10 @@ def evaluate_checkpoint(
     loaded, task, threshold, device = load_settings_model(inference)
     data_dir, split, output = evaluation.data_dir, evaluation.split, evaluation.output
     images: Iterable[ImagePrediction]
+    tile_masks: dict[str, np.ndarray] = {}
     if evaluation.tune_threshold:
         threshold, tile_masks = tuned_threshold(loaded.model, task, inference, evaluation, device)
-    if evaluation.tune_threshold and split == "val":
+    if tile_masks:
         # Tuning on the split being scored: val's masks from the sweep, not a second prediction
         # (~20-30 s per lab image on CPU); 0/1 probabilities give them back at any cut in [0, 1).
         images, cut = replay_split(data_dir, "val", task, tile_masks), 0.5
