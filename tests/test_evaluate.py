@@ -13,6 +13,7 @@ import tifffile
 import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig
+from omegaconf.errors import ValidationError
 
 from neuroseg import runtime
 from neuroseg.data.transforms import normalize
@@ -413,3 +414,12 @@ def test_evaluate_resolves_precision_once_and_warns_in_its_own_words(
     assert caplog.messages == [
         "evaluate: precision=bf16 asked, but this CPU has no native bf16; running in float32"
     ]
+
+
+def test_a_mistyped_threshold_grid_value_is_named_before_loading(tmp_path: Path) -> None:
+    cfg = compose_evaluate([f"output={tmp_path}", "threshold_grid.num=abc"])
+    with pytest.raises(ValidationError, match="Integer") as caught:
+        evaluation_settings(cfg)
+    assert caught.value.full_key == "threshold_grid.num"
+    grid = evaluation_settings(compose_evaluate([f"output={tmp_path}", "threshold_grid.num=5"]))
+    assert grid.threshold_grid == ThresholdGrid(0.05, 0.95, 5)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from neuroseg.evaluation.assembly import ImagePrediction, image_count, predict_split
@@ -27,7 +27,7 @@ from neuroseg.evaluation.tables import (
 from neuroseg.evaluation.threshold import ThresholdGrid, replay_split, tune_threshold
 from neuroseg.inference.overlay import overlay
 from neuroseg.inference.predictor import load_settings_model
-from neuroseg.inference.settings import InferenceSettings, OverlaySettings
+from neuroseg.inference.settings import InferenceSettings, OverlaySettings, typed_node
 from neuroseg.io import write_csv, write_json, write_png
 from neuroseg.models.checkpoint import threshold_path
 from neuroseg.runtime import progress_bar, set_threads
@@ -48,13 +48,16 @@ class EvaluationSettings:
 
 
 def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
-    """evaluate's keys of a composed config as settings, once per run."""
+    """evaluate's keys of a composed config as settings, once per run; a mistyped grid value
+    fails here in one line naming it, before the checkpoint is loaded."""
+    typed = OmegaConf.create({"threshold_grid": typed_node(ThresholdGrid)})
+    typed.merge_with({"threshold_grid": cfg.threshold_grid})
     return EvaluationSettings(
         data_dir=Path(cfg.data_dir),
         output=Path(cfg.output),
         split=str(cfg.split),
         tune_threshold=bool(cfg.tune_threshold),
-        threshold_grid=ThresholdGrid(**cfg.threshold_grid),
+        threshold_grid=OmegaConf.to_object(typed.threshold_grid),  # type: ignore[arg-type]
     )
 
 
