@@ -35,7 +35,8 @@ from neuroseg.analysis.settings import analyze_settings
 from neuroseg.data.sample import ensure_sample
 from neuroseg.data.sample_image import illumination, lattice, place_cells, rasterize_cells
 from neuroseg.data.settings import read_group_file
-from neuroseg.predict import predict
+from neuroseg.inference import folder
+from neuroseg.inference.settings import inference_settings
 from neuroseg.train import train
 
 SIZES = {  # per_condition, source (H, W), crop (H, W), epochs, accelerator
@@ -107,7 +108,8 @@ def predict_folder(ckpt: Path, images: Path, out: Path, hw: tuple[int, int], dev
     """`neuroseg.predict` on a folder, windows the size of the images."""
     overrides = [f"ckpt_path={ckpt}", f"input={images}", f"output={out}", f"device={device}"]
     overrides.append(f"window=[{min(hw[0], 768)},{min(hw[1], 1024)}]")
-    predict(compose_entry("predict", overrides))
+    cfg = compose_entry("predict", overrides)
+    folder.predict_folder(inference_settings(cfg, "predict"), folder.prediction_settings(cfg))
     return out
 
 

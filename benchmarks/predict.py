@@ -25,6 +25,7 @@ from benchmarks.common import (
     synchronize,
     write_results,
 )
+from neuroseg.inference.settings import inference_settings
 from neuroseg.inference.window import predict_probs, resolve_device, window_starts
 from neuroseg.models.ternausnet import build_model
 
@@ -37,7 +38,8 @@ def predict_settings() -> dict[str, object]:
     """window, overlap and batch_size as `python -m neuroseg.predict` uses them by default."""
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         cfg = compose("predict", overrides=["input=unused", "output=unused"])
-    return {"window": list(cfg.window), "overlap": cfg.overlap, "batch_size": cfg.batch_size}
+    shipped = inference_settings(cfg, stage="benchmark")
+    return {"window": shipped.window, "overlap": shipped.overlap, "batch_size": shipped.batch_size}
 
 
 def run_one(

@@ -113,8 +113,8 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
         cause = error.__cause__
         parts = [line.strip() for line in str(error).splitlines() if line.strip()]
         if isinstance(cause, OmegaConfBaseException):
-            parts.insert(1, f"({first_line(cause)}{valid_keys(cause)})")
-        return " ".join(parts), USAGE_STATUS
+            parts.insert(1, f"({first_line(cause)})")
+        return " ".join(parts) + valid_keys(cause), USAGE_STATUS
     if isinstance(error, OmegaConfBaseException):
         # Raised while the task reads its config: a mandatory `???` key left unset, a bad
         # interpolation, a value of the wrong type.
@@ -125,14 +125,20 @@ def user_error(error: BaseException) -> tuple[str, int] | None:
     return None
 
 
-def valid_keys(error: OmegaConfBaseException) -> str:
-    """'; valid keys: ...' when a structured config (a dataclass schema) refused a key."""
-    schema = getattr(error, "object_type", None)
-    if not isinstance(error, ConfigAttributeError | ConfigKeyError) or not dataclasses.is_dataclass(
-        schema
-    ):
+def valid_keys(cause: BaseException | None) -> str:
+    """'; valid keys: a, b' of the section an unknown key was typed in (its schema's fields, in
+    order, where a dataclass schema refused it); '' for other errors."""
+    if not isinstance(cause, ConfigKeyError | ConfigAttributeError):
         return ""
-    return f"; valid keys: {', '.join(f.name for f in dataclasses.fields(schema))}"
+    schema = getattr(cause, "object_type", None)
+    if dataclasses.is_dataclass(schema):
+        keys = [field.name for field in dataclasses.fields(schema)]
+    else:
+        section = getattr(cause, "parent_node", None)
+        if not isinstance(section, DictConfig):
+            return ""
+        keys = sorted(str(key) for key in section if key != "hydra")
+    return f"; valid keys: {', '.join(keys)}"
 
 
 def first_line(error: BaseException) -> str:

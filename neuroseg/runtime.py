@@ -88,7 +88,7 @@ def set_threads(threads: int | None = None) -> int:
     return wanted
 
 
-# Warnings already given in this process: predict asks once per image, a sweep once per job.
+# Warnings already given in this process: a sweep resolves precision once per job, tests per run.
 _warned: set[str] = set()
 
 
@@ -113,8 +113,9 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
-def resolve_precision(accelerator: str, precision: str | int) -> str | int:
-    """`precision`, or what replaces bf16 where the device only emulates it, with one warning.
+def resolve_precision(accelerator: str, precision: str | int, stage: str = "train") -> str | int:
+    """`precision`, or what replaces bf16 where the device only emulates it, with one warning
+    in the words of `stage` (train, predict, evaluate, ...), the run that asked.
 
     On a CPU without native bf16, "32-true" (emulated bf16 is several times slower than fp32, so
     the fast CPU default must not become the slow path on a laptop). On a GPU without native bf16,
@@ -129,12 +130,17 @@ def resolve_precision(accelerator: str, precision: str | int) -> str | int:
         if cuda_has_bf16():
             return precision
         fallback = "16-mixed" if str(precision) == "bf16-mixed" else "32-true"
-        _warn_once(f"precision={precision}: this GPU has no native bf16; running in {fallback}")
-        return fallback
-    if accelerator in ("cpu", "auto") and not cpu_has_bf16():
-        _warn_once(f"precision={precision}: this CPU has no native bf16; training in 32-true")
-        return "32-true"
-    return precision
+    elif accelerator in ("cpu", "auto") and not cpu_has_bf16():
+        fallback = "32-true"
+    else:
+        return precision
+    running = "float32" if fallback == "32-true" else "fp16 mixed precision (16-mixed)"
+    device = "GPU" if on_gpu else "CPU"
+    _warn_once(
+        f"{stage}: precision={precision} asked, but this {device} has no native bf16; "
+        f"running in {running}"
+    )
+    return fallback
 
 
 Item = TypeVar("Item")

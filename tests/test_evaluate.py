@@ -12,11 +12,13 @@ import pytest
 import tifffile
 import torch
 from hydra import compose, initialize
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from omegaconf.errors import ValidationError
 
+from neuroseg import runtime
 from neuroseg.data.transforms import normalize
-from neuroseg.evaluate import evaluate, threshold_ranks, tune_threshold
 from neuroseg.evaluation.assembly import assemble_tiles
+from neuroseg.evaluation.evaluator import evaluate_checkpoint, evaluation_settings
 from neuroseg.evaluation.scoring import (
     best_threshold,
     class_scores,
@@ -24,11 +26,13 @@ from neuroseg.evaluation.scoring import (
     summarize,
     threshold_counts,
 )
-from neuroseg.inference.predictor import load_model
+from neuroseg.evaluation.threshold import ThresholdGrid, threshold_ranks, tune_threshold
+from neuroseg.inference.folder import predict_folder, prediction_settings
+from neuroseg.inference.predictor import load_settings_model
+from neuroseg.inference.settings import InferenceSettings, inference_settings
 from neuroseg.inference.window import probs_to_mask
 from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
 from neuroseg.models.ternausnet import build_model
-from neuroseg.predict import predict
 from neuroseg.task import get_task
 
 
@@ -36,6 +40,11 @@ def compose_evaluate(overrides: list[str]) -> DictConfig:
     """The shipped evaluate config with `overrides`."""
     with initialize(version_base="1.3", config_path="../conf"):
         return compose("evaluate", overrides=overrides)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """What `python -m neuroseg.evaluate` runs with `cfg`."""
+    return evaluate_checkpoint(inference_settings(cfg, "evaluate"), evaluation_settings(cfg))
 
 
 def centred_unet(num_classes: int, prepared_dir: Path | None) -> torch.nn.Module:
@@ -246,7 +255,7 @@ def test_tuned_threshold_is_written_and_used(
                 "device=cpu",
             ],
         )
-    predict(cfg)
+    predict_folder(inference_settings(cfg, "predict"), prediction_settings(cfg))
     probs = tifffile.imread(out / f"{source.stem}_probs_neurons.tif")
     mask = read_image(out / f"{source.stem}_mask.png")
     np.testing.assert_array_equal(mask, probs > sidecar["threshold"])
@@ -291,12 +300,12 @@ def test_tuning_on_val_predicts_each_val_tile_once(
 
     forwarded: list[int] = []  # batch size of each forward pass
 
-    def counting_load_model(cfg: DictConfig) -> tuple:
-        loaded, *rest = load_model(cfg)
+    def counting_load_model(settings: InferenceSettings) -> tuple:
+        loaded, *rest = load_settings_model(settings)
         loaded.model.register_forward_hook(lambda _m, args, _out: forwarded.append(len(args[0])))
         return (loaded, *rest)
 
-    monkeypatch.setattr("neuroseg.evaluate.load_model", counting_load_model)
+    monkeypatch.setattr("neuroseg.evaluation.evaluator.load_settings_model", counting_load_model)
     ckpt = write_lightning_checkpoint(tmp_path / "binary.ckpt", prepared_dir)
     overrides = [f"ckpt_path={ckpt}", f"data_dir={prepared_dir}", "device=cpu", "split=val"]
     evaluate(compose_evaluate([*overrides, f"output={tmp_path / 'out'}", "tune_threshold=true"]))
@@ -378,6 +387,39 @@ def test_one_pass_tuning_equals_tuning_then_scoring(
     "grid", [{"start": -0.1, "stop": 0.9, "num": 5}, {"start": 0.1, "stop": 1.5, "num": 3}]
 )
 def test_threshold_grid_outside_0_1_is_refused(grid: dict[str, float], tmp_path: Path) -> None:
-    cfg = OmegaConf.create({"threshold_grid": grid})
+    settings = InferenceSettings()
     with pytest.raises(ValueError, match=r"threshold_grid=.*choose thresholds in \[0, 1\]"):
-        tune_threshold(None, tmp_path, get_task("binary"), cfg, torch.device("cpu"))
+        tune_threshold(
+            None, tmp_path, get_task("binary"), settings, torch.device("cpu"), ThresholdGrid(**grid)
+        )
+
+
+def test_evaluate_resolves_precision_once_and_warns_in_its_own_words(
+    prepared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(runtime, "_warned", set())
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    resolved = []
+    resolve = runtime.resolve_precision
+    monkeypatch.setattr(
+        runtime, "resolve_precision", lambda *a, **k: resolved.append(a) or resolve(*a, **k)
+    )
+    ckpt = write_lightning_checkpoint(tmp_path / "binary.ckpt", prepared_dir)
+    overrides = [f"ckpt_path={ckpt}", f"data_dir={prepared_dir}", "device=cpu", "precision=bf16"]
+    with caplog.at_level("WARNING", logger="neuroseg.runtime"):
+        metrics = evaluate(compose_evaluate([*overrides, f"output={tmp_path / 'out'}"]))
+    assert len(read_csv(tmp_path / "out" / "per_tile.csv")) > 1 and "test/iou" in metrics
+    assert len(resolved) == 1
+    assert caplog.messages == [
+        "evaluate: precision=bf16 asked, but this CPU has no native bf16; running in float32"
+    ]
+
+
+def test_a_mistyped_threshold_grid_value_is_named_before_loading(tmp_path: Path) -> None:
+    cfg = compose_evaluate([f"output={tmp_path}", "threshold_grid.num=abc"])
+    with pytest.raises(ValidationError, match="Integer") as caught:
+        evaluation_settings(cfg)
+    assert caught.value.full_key == "threshold_grid.num"
+    grid = evaluation_settings(compose_evaluate([f"output={tmp_path}", "threshold_grid.num=5"]))
+    assert grid.threshold_grid == ThresholdGrid(0.05, 0.95, 5)

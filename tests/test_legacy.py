@@ -11,9 +11,11 @@ from urllib.error import URLError
 import pytest
 import torch
 from hydra import compose, initialize
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from neuroseg.inference.predictor import load_model
+from neuroseg.inference.predictor import load_model, load_settings_model
+from neuroseg.inference.settings import inference_settings
 from neuroseg.models.checkpoint import LoadedModel, load_checkpoint, threshold_path
 from neuroseg.models.legacy import (
     convert_legacy_state_dict,
@@ -466,12 +468,15 @@ def test_trust_checkpoint_key(unet11: torch.nn.Module, tmp_path: Path, entry_poi
     path = save_with_note(unet11, tmp_path / "noted.pth")
     common = [f"ckpt_path={path}", "encoder=vgg11", "task=binary", "device=cpu"]
     with initialize(version_base="1.3", config_path="../conf"):
-        refused = compose(entry_point, overrides=common)
-        trusted = compose(entry_point, overrides=[*common, "trust_checkpoint=true"])
-        garbled = compose(entry_point, overrides=[*common, "trust_checkpoint=yes"])
+        refused = inference_settings(compose(entry_point, overrides=common), entry_point)
+        trusted = inference_settings(
+            compose(entry_point, overrides=[*common, "trust_checkpoint=true"]), entry_point
+        )
+        with pytest.raises(ConfigCompositionException, match="trust_checkpoint=maybe"):
+            compose(entry_point, overrides=[*common, "trust_checkpoint=maybe"])
     assert refused.trust_checkpoint is False
     with pytest.raises(ValueError, match="noted.pth .*trust_checkpoint=true"):
-        load_model(refused)
-    assert load_model(trusted)[0].source == "legacy"
+        load_settings_model(refused)
+    assert load_settings_model(trusted)[0].source == "legacy"
     with pytest.raises(ValueError, match="trust_checkpoint='yes'; pass true or false"):
-        load_model(garbled)
+        load_model(path, encoder="vgg11", task="binary", trusted="yes")  # type: ignore[arg-type]

@@ -14,11 +14,13 @@ import torch
 from hydra import compose, initialize
 from omegaconf import DictConfig
 
+from neuroseg import runtime
 from neuroseg.analysis.morphometrics import measure_mask, skeleton_length_px
+from neuroseg.inference.folder import PredictResult, predict_folder, prediction_settings
 from neuroseg.inference.overlay import overlay
+from neuroseg.inference.settings import inference_settings
 from neuroseg.io import read_csv, read_image, write_png, write_tiff
 from neuroseg.models.ternausnet import build_model
-from neuroseg.predict import predict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,6 +29,11 @@ def compose_predict(overrides: list[str]) -> DictConfig:
     """The shipped predict config with `overrides`."""
     with initialize(version_base="1.3", config_path="../conf"):
         return compose("predict", overrides=overrides)
+
+
+def predict(cfg: DictConfig) -> PredictResult:
+    """What `python -m neuroseg.predict` runs with `cfg`."""
+    return predict_folder(inference_settings(cfg, "predict"), prediction_settings(cfg))
 
 
 LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint
@@ -161,6 +168,61 @@ def test_command_line_exits_nonzero_on_a_corrupt_file(
     assert done.returncode == 1, done.stderr
     assert "bad.jpg" in done.stdout + done.stderr
     assert (tmp_path / "run" / "good_mask.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("overlap=abc", "could not be converted to Float"),
+        ("window=[64,x]", "could not be converted to Integer"),
+        ("tta=maybe", "is not a valid bool"),
+    ],
+)
+def test_a_wrong_type_fails_at_compose_in_one_line_naming_the_key(
+    tmp_path: Path, override: str, problem: str
+) -> None:
+    """Nothing is read or loaded: neither the checkpoint nor the input exists."""
+    command = [sys.executable, "-m", "neuroseg.predict", f"ckpt_path={tmp_path / 'none.ckpt'}"]
+    command += [f"input={tmp_path / 'none'}", f"hydra.run.dir={tmp_path / 'run'}", override]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert f"override {override} " in done.stderr and problem in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_key_fails_in_one_line_listing_the_valid_keys(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "neuroseg.predict", f"ckpt_path={tmp_path / 'none.ckpt'}"]
+    command += [f"hydra.run.dir={tmp_path / 'run'}", "windw=[64,96]", "postprocess.fill_holes=true"]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "'windw'" in done.stderr and "valid keys: " in done.stderr
+    assert "window, " in done.stderr and "overlap, " in done.stderr
+
+
+def test_predict_resolves_precision_once_and_warns_in_its_own_words(
+    tmp_path: Path, write_legacy_checkpoint: LegacyWriter, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(runtime, "_warned", set())
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    resolved = []
+    resolve = runtime.resolve_precision
+    monkeypatch.setattr(
+        runtime, "resolve_precision", lambda *a, **k: resolved.append(a) or resolve(*a, **k)
+    )
+    write_legacy_checkpoint(random_unet11(1), tmp_path / "unet11.pth")
+    for name in ("a", "b", "c"):
+        write_tiff(tmp_path / "in" / f"{name}.tif", np.zeros((64, 96), np.uint8))
+    common = [f"ckpt_path={tmp_path / 'unet11.pth'}", "encoder=vgg11", "task=binary"]
+    common += [f"input={tmp_path / 'in'}", f"output={tmp_path / 'out'}", "device=cpu"]
+    with caplog.at_level("WARNING", logger="neuroseg.runtime"):
+        result = predict(compose_predict([*common, "precision=bf16"]))
+    assert len(result.rows) == 3 and len(resolved) == 1
+    assert caplog.messages == [
+        "predict: precision=bf16 asked, but this CPU has no native bf16; running in float32"
+    ]
 
 
 def test_morphometrics_by_hand() -> None:

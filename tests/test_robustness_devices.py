@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 import neuroseg.training.sweep  # noqa: F401  registers the gpus_per_node resolver, as Hydra's callback does
 from neuroseg import io, runtime
 from neuroseg.data.datamodule import NeuroSegDataModule
-from neuroseg.inference.predictor import inference_settings
+from neuroseg.inference.settings import inference_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -167,11 +167,11 @@ def test_predict_on_gpu_without_native_bf16_runs_fp32(
         }
     )
     with caplog.at_level("WARNING", logger="neuroseg.runtime"):
-        for _ in range(3):  # once per image
-            assert inference_settings(cfg)["precision"] == 32
-    assert len(caplog.records) == 1
+        for _ in range(3):  # once per run, and a sweep runs predict again in one process
+            assert inference_settings(cfg, stage="predict").precision == "32"
+    assert len(caplog.records) == 1 and caplog.messages[0].startswith("predict: ")
     gpu["native"] = True
-    assert inference_settings(cfg)["precision"] == "bf16"
+    assert inference_settings(cfg, stage="predict").precision == "bf16"
 
 
 @pytest.mark.parametrize(("trainer", "gpus"), [("gpu", 1), ("ddp", 4), ("cpu", None)])

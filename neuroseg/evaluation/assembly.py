@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 
 from neuroseg.data.dataset import ManifestRow, load_tile, read_manifest, split_tiles, tile_paths
-from neuroseg.inference.predictor import inference_settings
-from neuroseg.inference.window import predict_probs
+from neuroseg.inference.predictor import image_probs
+from neuroseg.inference.settings import InferenceSettings
 from neuroseg.io import scale_to_unit
 from neuroseg.task import Task
 
@@ -106,12 +105,12 @@ def predict_split(
     data_dir: Path,
     split: str,
     task: Task,
-    cfg: DictConfig,
+    settings: InferenceSettings,
     device: torch.device,
 ) -> Iterator[ImagePrediction]:
     """Predict every tile of `split` (whole tile, padded to 32 and cropped back) image by image."""
 
     def tile_probs(_tile: str, gray: np.ndarray) -> np.ndarray:
-        return predict_probs(model, scale_to_unit(gray), device=device, **inference_settings(cfg))
+        return image_probs(model, scale_to_unit(gray), settings, device)
 
     return assemble_split(data_dir, split, task, tile_probs)

@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 import neuroseg.data.settings  # noqa: F401  (registers conf/palette's schema for composing)
+import neuroseg.inference.settings  # noqa: F401  registers inference/schema, which predict uses
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 # Labels saved from napari are corrections: named apart from predict's `pred_<n>.png` copies.

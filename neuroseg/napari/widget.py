@@ -1,7 +1,8 @@
 """napari widget: segment the current image with a checkpoint and show the classes as Labels.
 
-The model is loaded and run by neuroseg.inference.predictor (load_model, segment), with the predict
-config's settings, in a worker thread so the viewer stays live; a progress bar shows the step.
+The model is loaded and run by neuroseg.inference.predictor (load_settings_model, segment), with
+the predict config's settings, in a worker thread so the viewer stays live; a progress bar shows
+the step.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, 
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error
 
-from neuroseg.inference.predictor import load_model, segment
+from neuroseg.inference.predictor import load_settings_model, segment
+from neuroseg.inference.settings import inference_settings
 from neuroseg.napari.reader import neuroseg_meta, palette_colormap
 from neuroseg.napari.settings import predict_config
+from neuroseg.runtime import set_threads
 from neuroseg.task import Task
 
 SAVED = "as saved"  # encoder/task choice: the checkpoint's own (legacy files name neither)
@@ -37,9 +40,11 @@ def segment_steps(
     cfg = predict_config()
     for key, value in settings.items():
         cfg[key] = value
-    loaded, task, threshold, device = load_model(cfg)
+    inference = inference_settings(cfg, stage="napari")
+    set_threads(inference.threads)
+    loaded, task, threshold, device = load_settings_model(inference)
     yield STEPS[1]
-    _, mask = segment(loaded.model, image, task, threshold, cfg, device)
+    _, mask = segment(loaded.model, image, task, threshold, inference, device)
     return mask, task
 
 
