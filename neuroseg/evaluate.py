@@ -12,7 +12,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from neuroseg.cli import command
-from neuroseg.evaluation.evaluator import evaluate_checkpoint, evaluation_settings
+from neuroseg.evaluation.evaluator import evaluate_checkpoint
+from neuroseg.evaluation.settings import evaluation_settings
 from neuroseg.inference.settings import inference_settings
 
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from neuroseg.cli import command
-from neuroseg.inference.folder import predict_folder, prediction_settings
-from neuroseg.inference.settings import inference_settings
+from neuroseg.inference.folder import predict_folder
+from neuroseg.inference.settings import inference_settings, prediction_settings
 
 
 @command("predict")

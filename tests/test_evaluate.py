@@ -18,7 +18,7 @@ from omegaconf.errors import ValidationError
 from neuroseg import runtime
 from neuroseg.data.transforms import normalize
 from neuroseg.evaluation.assembly import assemble_tiles
-from neuroseg.evaluation.evaluator import evaluate_checkpoint, evaluation_settings
+from neuroseg.evaluation.evaluator import evaluate_checkpoint
 from neuroseg.evaluation.scoring import (
     best_threshold,
     class_scores,
@@ -26,10 +26,11 @@ from neuroseg.evaluation.scoring import (
     summarize,
     threshold_counts,
 )
+from neuroseg.evaluation.settings import evaluation_settings
 from neuroseg.evaluation.threshold import ThresholdGrid, threshold_ranks, tune_threshold
-from neuroseg.inference.folder import predict_folder, prediction_settings
+from neuroseg.inference.folder import predict_folder
 from neuroseg.inference.predictor import load_settings_model
-from neuroseg.inference.settings import InferenceSettings, inference_settings
+from neuroseg.inference.settings import InferenceSettings, inference_settings, prediction_settings
 from neuroseg.inference.window import probs_to_mask
 from neuroseg.io import read_csv, read_image, read_tiff, scale_to_unit
 from neuroseg.models.ternausnet import build_model

@@ -16,9 +16,9 @@ from omegaconf import DictConfig
 
 from neuroseg import runtime
 from neuroseg.analysis.morphometrics import measure_mask, skeleton_length_px
-from neuroseg.inference.folder import PredictResult, predict_folder, prediction_settings
+from neuroseg.inference.folder import PredictResult, predict_folder
 from neuroseg.inference.overlay import overlay
-from neuroseg.inference.settings import inference_settings
+from neuroseg.inference.settings import inference_settings, prediction_settings
 from neuroseg.io import read_csv, read_image, write_png, write_tiff
 from neuroseg.models.ternausnet import build_model
 

@@ -16,9 +16,10 @@ from omegaconf import DictConfig
 
 from neuroseg.analysis.report import run_analysis
 from neuroseg.analysis.settings import analyze_settings
-from neuroseg.evaluation.evaluator import evaluate_checkpoint, evaluation_settings
-from neuroseg.inference.folder import PredictResult, predict_folder, prediction_settings
-from neuroseg.inference.settings import inference_settings
+from neuroseg.evaluation.evaluator import evaluate_checkpoint
+from neuroseg.evaluation.settings import evaluation_settings
+from neuroseg.inference.folder import PredictResult, predict_folder
+from neuroseg.inference.settings import inference_settings, prediction_settings
 from neuroseg.io import write_tiff
 from neuroseg.models.ternausnet import build_model
 from neuroseg.prepare import prepare

@@ -18,9 +18,9 @@ from neuroseg.data.labels import class_mask, paint_mask, read_mask, write_label_
 from neuroseg.data.sample_tree import make_dataset
 from neuroseg.data.settings import read_group_file
 from neuroseg.data.transforms import normalize
-from neuroseg.inference.folder import PredictResult, predict_folder, prediction_settings
+from neuroseg.inference.folder import PredictResult, predict_folder
 from neuroseg.inference.paths import check_label_names, is_output
-from neuroseg.inference.settings import inference_settings
+from neuroseg.inference.settings import inference_settings, prediction_settings
 from neuroseg.models.ternausnet import build_model
 from neuroseg.prepare import prepare
 from neuroseg.train import train

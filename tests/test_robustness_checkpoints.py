@@ -23,9 +23,10 @@ from hydra import compose, initialize
 from omegaconf import DictConfig
 
 from neuroseg.errors import InputError, MissingPathError, UnsafeCheckpointError, UsageError
-from neuroseg.evaluation.evaluator import evaluate_checkpoint, evaluation_settings
-from neuroseg.inference.folder import PredictResult, predict_folder, prediction_settings
-from neuroseg.inference.settings import inference_settings
+from neuroseg.evaluation.evaluator import evaluate_checkpoint
+from neuroseg.evaluation.settings import evaluation_settings
+from neuroseg.inference.folder import PredictResult, predict_folder
+from neuroseg.inference.settings import inference_settings, prediction_settings
 from neuroseg.io import write_png, write_tiff
 from neuroseg.models.ternausnet import build_model
 from neuroseg.train import train

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 
 from neuroseg.evaluation.assembly import ImagePrediction, image_count, predict_split
 from neuroseg.evaluation.scoring import matrix_rows, score_columns
+from neuroseg.evaluation.settings import EvaluationSettings
 from neuroseg.evaluation.tables import (
     SUMMARY_COLUMNS,
     ScoredImage,
@@ -24,41 +23,16 @@ from neuroseg.evaluation.tables import (
     split_metrics,
     summary_rows,
 )
-from neuroseg.evaluation.threshold import ThresholdGrid, replay_split, tune_threshold
+from neuroseg.evaluation.threshold import replay_split, tune_threshold
 from neuroseg.inference.overlay import overlay
 from neuroseg.inference.predictor import load_settings_model
-from neuroseg.inference.settings import InferenceSettings, OverlaySettings, typed_node
+from neuroseg.inference.settings import InferenceSettings, OverlaySettings
 from neuroseg.io import write_csv, write_json, write_png
 from neuroseg.models.checkpoint import threshold_path
 from neuroseg.runtime import progress_bar, set_threads
 from neuroseg.task import Task
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvaluationSettings:
-    """evaluate's own keys (conf/evaluate.yaml): what to score and where the files go."""
-
-    data_dir: Path
-    output: Path
-    split: str = "test"
-    tune_threshold: bool = False
-    threshold_grid: ThresholdGrid = field(default_factory=ThresholdGrid)
-
-
-def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
-    """evaluate's keys of a composed config as settings, once per run; a mistyped grid value
-    fails here in one line naming it, before the checkpoint is loaded."""
-    typed = OmegaConf.create({"threshold_grid": typed_node(ThresholdGrid)})
-    typed.merge_with({"threshold_grid": cfg.threshold_grid})
-    return EvaluationSettings(
-        data_dir=Path(cfg.data_dir),
-        output=Path(cfg.output),
-        split=str(cfg.split),
-        tune_threshold=bool(cfg.tune_threshold),
-        threshold_grid=OmegaConf.to_object(typed.threshold_grid),  # type: ignore[arg-type]
-    )
 
 
 def write_image_files(output: Path, scored: ScoredImage, style: OverlaySettings) -> None:
@@ -76,7 +50,7 @@ def write_image_files(output: Path, scored: ScoredImage, style: OverlaySettings)
     write_png(output / "overlays" / f"{image.image_id}.png", drawn)
 
 
-def write_tables(output: Path, scores: SplitScores, summary: list[dict], task: Task) -> None:
+def write_score_tables(output: Path, scores: SplitScores, summary: list[dict], task: Task) -> None:
     """per_image.csv, per_tile.csv, summary.csv and confusion_matrix.csv."""
     columns = score_columns(task.class_names)
     write_csv(output / "per_image.csv", scores.image_rows, ("image_id", "condition", *columns))
@@ -153,7 +127,7 @@ def evaluate_checkpoint(
     images = progress_bar(images, f"{split} images", "image", total, enabled=inference.progress)
     scores = score_split(images, task, cut, inference, output)
     summary = summary_rows(scores, task.class_names)
-    write_tables(output, scores, summary, task)
+    write_score_tables(output, scores, summary, task)
     metrics = split_metrics(split, summary, scores.matrix, task.class_names)
     table = format_table(summary)
     log_tensorboard(output, split, metrics, table)

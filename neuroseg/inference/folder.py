@@ -5,63 +5,23 @@ failures.csv; the others are still written."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
 
 from neuroseg.analysis.morphometrics import COLUMNS, measure_mask
 from neuroseg.data.labels import write_label_copies
-from neuroseg.errors import UsageError
 from neuroseg.inference.overlay import overlay
 from neuroseg.inference.paths import check_label_names, find_images, relative_stem
 from neuroseg.inference.predictor import load_settings_model, segment
-from neuroseg.inference.settings import InferenceSettings
+from neuroseg.inference.settings import InferenceSettings, PredictionSettings
 from neuroseg.io import read_image, to_gray, write_csv, write_png, write_tiff
 from neuroseg.runtime import progress_bar, set_threads
 from neuroseg.task import Task
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LabelCopies:
-    """labels=true: predictions painted in the palette's colours as `<prefix>_<n>.png` copies."""
-
-    colors: Mapping[str, Mapping[str, object]]
-    prefix: str = "pred"
-    closing_radius: int = 0  # the palette's: prepare closes painted labels by it
-
-
-@dataclass(frozen=True)
-class PredictionSettings:
-    """predict's own keys (conf/predict.yaml): what to read, where to write, what to add."""
-
-    input: Path
-    output: Path
-    save_probs: bool = False
-    min_neuron_px: int = 50
-    labels: LabelCopies | None = None
-
-
-def prediction_settings(cfg: DictConfig) -> PredictionSettings:
-    """predict's keys of a composed config (and its palette, for label copies), once per run."""
-    if cfg.get("input") is None:
-        raise UsageError("input is not set; pass input=<image file or folder of images>")
-    labels = None
-    if cfg.labels:
-        colors = OmegaConf.to_container(cfg.palette.colors, resolve=True)
-        labels = LabelCopies(colors, str(cfg.labels_prefix), int(cfg.palette.closing_radius or 0))
-    return PredictionSettings(
-        input=Path(cfg.input),
-        output=Path(cfg.output),
-        save_probs=bool(cfg.save_probs),
-        min_neuron_px=int(cfg.min_neuron_px),
-        labels=labels,
-    )
 
 
 @dataclass(frozen=True)

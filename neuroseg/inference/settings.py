@@ -9,7 +9,9 @@ Importing this module registers `inference/schema` with Hydra, so a wrong type
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -130,3 +132,40 @@ def runnable_precision(settings: InferenceSettings, stage: str) -> str:
     accelerator = "gpu" if settings.device.startswith("cuda") else settings.device
     resolved = runtime.resolve_precision(accelerator, settings.precision, stage=stage)
     return settings.precision if "bf16" in str(resolved) else "32"
+
+
+@dataclass(frozen=True)
+class LabelCopies:
+    """labels=true: predictions painted in the palette's colours as `<prefix>_<n>.png` copies."""
+
+    colors: Mapping[str, Mapping[str, object]]
+    prefix: str = "pred"
+    closing_radius: int = 0  # the palette's: prepare closes painted labels by it
+
+
+@dataclass(frozen=True)
+class PredictionSettings:
+    """predict's own keys (conf/predict.yaml): what to read, where to write, what to add."""
+
+    input: Path
+    output: Path
+    save_probs: bool = False
+    min_neuron_px: int = 50
+    labels: LabelCopies | None = None
+
+
+def prediction_settings(cfg: DictConfig) -> PredictionSettings:
+    """predict's keys of a composed config (and its palette, for label copies), once per run."""
+    if cfg.get("input") is None:
+        raise UsageError("input is not set; pass input=<image file or folder of images>")
+    labels = None
+    if cfg.labels:
+        colors = OmegaConf.to_container(cfg.palette.colors, resolve=True)
+        labels = LabelCopies(colors, str(cfg.labels_prefix), int(cfg.palette.closing_radius or 0))
+    return PredictionSettings(
+        input=Path(cfg.input),
+        output=Path(cfg.output),
+        save_probs=bool(cfg.save_probs),
+        min_neuron_px=int(cfg.min_neuron_px),
+        labels=labels,
+    )
