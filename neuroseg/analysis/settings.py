@@ -104,7 +104,8 @@ class AnalysisSettings:
     )  # entries checked when built: see neuroseg.configs
     pixel_size_um: float | None
     no_grid_reference_deg: float
-    palette: dict[str, Any]
+    # typed by conf/palette's own schema (neuroseg.data.settings); any mapping of its keys here
+    palette: dict[str, Any] = field(metadata={SCHEMA_TYPE: Any})
 
     @property
     def design(self) -> dict[str, Condition]:
