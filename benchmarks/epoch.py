@@ -195,11 +195,18 @@ def full_run(
     }
 
 
+# What must match for two runs' images/s to compare: the same sources cut into the same tiles.
+SAME_WORK = ("source_hw", "sources", "train_tiles")
+
+
 def scaling(full: dict[str, object], baseline: Path) -> dict[str, object]:
-    """Per-device images/s of a several-device run over a one-device run's (`baseline` JSON)."""
+    """Per-device images/s of a several-device run over a one-device run's (`baseline` JSON) of
+    the same data and crops; another size's run is no baseline."""
     if not baseline.is_file():
         return {"baseline": None}
     single = io.read_json(baseline)["full"]
+    if any(single.get(key) != full.get(key) for key in SAME_WORK):
+        return {"baseline": None}
     ratio = full["images_per_s_per_device"] / single["images_per_s"]
     return {"baseline": str(baseline), "baseline_device": single["device"], "efficiency": ratio}
 

@@ -74,6 +74,9 @@ def test_scaling_divides_per_device_rate_by_the_one_device_rate(tmp_path: Path) 
         "baseline_device": "cpu",
         "efficiency": 0.75,
     }
+    other_size = tmp_path / "other.json"
+    io.write_json(other_size, {"full": {"images_per_s": 4.0, "device": "cpu", "sources": 45}})
+    assert scaling(full | {"sources": 5}, other_size) == {"baseline": None}
 
 
 @pytest.mark.slow
