@@ -35,7 +35,7 @@ from neuroseg.models.export import (
     GrayToProbabilities,
     architecture_source,
     check_export,
-    check_inputs,
+    probe_inputs,
     write_onnx,
     write_torchscript,
 )
@@ -314,7 +314,7 @@ def write_package(
             readme=stage / "README.md",
         )
         checks = [
-            check_export(path, fmt, model, check_inputs(unit), settings.tolerance)
+            check_export(path, fmt, model, probe_inputs(unit), settings.tolerance)
             for path, fmt in ((files.torchscript, "torchscript"), (files.onnx, "onnx"))
         ]
         # Name each checked file as the zip holds it; the staging folder goes away.
