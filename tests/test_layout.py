@@ -24,11 +24,9 @@ SHARED_NAMES = {
 # Modules and functions over the size limits, outside the analysis stage, being split elsewhere.
 LONG_MODULES = {
     "data/build.py": "prepare's tree builder; being split with the data settings",
-    "io.py": "atomic files and locks; to split into files and locks",
 }
 LONG_FUNCTIONS = {
     "data/build.py:prepare_dataset": "being split with the data settings",
-    "io.py:hold_lock": "to split with io.py",
 }
 # Library modules that still take a DictConfig, being fixed with their stage's settings.
 DICTCONFIG_USERS = {

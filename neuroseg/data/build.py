@@ -25,7 +25,7 @@ from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 
-from neuroseg import io
+from neuroseg import io, locks
 from neuroseg.data.labels import check_palette, class_mask, neuron_mask
 from neuroseg.data.manifest import MANIFEST_COLUMNS, ManifestRow, pixel_counts
 from neuroseg.data.pairing import (
@@ -398,7 +398,7 @@ def prepare_dataset(
 
     Re-running with the same inputs and settings rewrites byte-identical files; another prepared
     dataset is only replaced with overwrite=True, and anything else (raw data above all) never.
-    The run holds io.dir_lock(out_dir) throughout: a second run into it refuses at once. An
+    The run holds locks.dir_lock(out_dir) throughout: a second run into it refuses at once. An
     earlier splits.json with the same settings is kept, so a reviewed or hand-edited split
     survives reruns, and images added since never move a placed one (split.extend_split).
     `prefer_label` picks between a JPEG and a PNG label of one image (see pairing.pair_sources).
@@ -412,7 +412,7 @@ def prepare_dataset(
     check_not_input(out_dir, raw_dir, input_folders(raw_dir, pairing))
     # A symlinked out_dir is written where it points (replacing the link would orphan the data).
     target = out_dir.resolve() if out_dir.is_symlink() else out_dir
-    with io.dir_lock(target), worker_pool(workers, progress) as map_:
+    with locks.dir_lock(target), worker_pool(workers, progress) as map_:
         checks, duplicates, colour = check_inputs(raw_dir, pairing, rows, cols, strict, map_)
         digest = fingerprint(checks, {**settings, "palette": palette})
         check_out_dir(target, digest, overwrite)
