@@ -22,12 +22,8 @@ SHARED_NAMES = {
     "main": "every entry point's @command function, run by python -m neuroseg.<name>",
 }
 # Modules and functions over the size limits, outside the analysis stage, being split elsewhere.
-LONG_MODULES = {
-    "data/build.py": "prepare's tree builder; being split with the data settings",
-}
-LONG_FUNCTIONS = {
-    "data/build.py:prepare_dataset": "being split with the data settings",
-}
+LONG_MODULES: dict[str, str] = {}
+LONG_FUNCTIONS: dict[str, str] = {}
 # Library modules that still take a DictConfig, being fixed with their stage's settings.
 DICTCONFIG_USERS = {
     "inference/predictor.py": "being fixed (inference settings)",
