@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 from pytorch_lightning.utilities import rank_zero_only
 
-from neuroseg import io
+from neuroseg import locks
 from neuroseg.errors import USAGE_STATUS, NeurosegError
 
 # Hydra's override lexer rejects non-ASCII characters and , = [ ] in a bare value.
@@ -156,7 +156,7 @@ def run_folder_lock(run_dir: Path) -> AbstractContextManager[None]:
     The kernel frees it when the holder dies, so a requeued or resumed run takes it over.
     """
     run_dir = Path(run_dir).absolute()
-    return io.hold_lock(run_dir / LOCK_NAME, f"hydra.run.dir={run_dir}")
+    return locks.hold_lock(run_dir / LOCK_NAME, f"hydra.run.dir={run_dir}")
 
 
 class RunFolderLock(Callback):

@@ -123,11 +123,8 @@ def export_package(
     output: Path,
 ) -> ExportResult:
     """Write the bioimage.io zip from the config's `package` and settings, then test it."""
-    from neuroseg.models.bioimageio import (
-        PackageInfo,
-        PackageSettings,
-        write_package,
-    )
+    from neuroseg.models.bioimageio import write_package
+    from neuroseg.models.bioimageio_settings import PackageInfo, PackageSettings
 
     package = OmegaConf.to_container(cfg.package, resolve=True)
     if package["name"] is None:

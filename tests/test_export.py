@@ -20,11 +20,16 @@ from omegaconf import DictConfig
 
 from neuroseg.data.sample_image import make_image
 from neuroseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
-from neuroseg.errors import NeurosegError
+from neuroseg.errors import NeurosegError, UsageError
 from neuroseg.export import export
 from neuroseg.inference.window import probabilities
 from neuroseg.io import scale_to_unit, write_tiff
-from neuroseg.models.export import GrayToProbabilities, check_export, write_torchscript
+from neuroseg.models.export import (
+    GrayToProbabilities,
+    check_export,
+    probe_inputs,
+    write_torchscript,
+)
 from neuroseg.models.ternausnet import build_model
 from neuroseg.predict import predict
 
@@ -122,6 +127,14 @@ def test_check_export_refuses_a_file_of_other_weights(tmp_path: Path) -> None:
     ours = GrayToProbabilities(random_unet11(1, seed=0), IMAGENET_MEAN, IMAGENET_STD)
     with pytest.raises(ValueError, match="other.pt: torchscript differs from PyTorch"):
         check_export(path, "torchscript", ours, [unit[None, None]], tolerance=1e-4)
+
+
+def test_probe_inputs_add_a_second_size_and_batch_and_refuse_a_bad_sample() -> None:
+    unit = scale_to_unit(sample_gray(64, 96))
+    shapes = [probe.shape for probe in probe_inputs(unit)]
+    assert shapes == [(1, 1, 64, 96), (2, 1, 32, 32)]
+    with pytest.raises(UsageError, match="set sample.height and sample.width"):
+        probe_inputs(unit[:48])
 
 
 def test_export_refuses_bad_settings(tmp_path: Path, write_legacy_checkpoint: LegacyWriter) -> None:

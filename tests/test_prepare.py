@@ -16,6 +16,7 @@ from hydra import compose, initialize
 
 from neuroseg import io
 from neuroseg.data import build as pipeline
+from neuroseg.data import workers
 from neuroseg.data.manifest import MANIFEST_COLUMNS
 from neuroseg.data.pairing import find_duplicates, label_number, pixel_hash
 from neuroseg.data.sample_tree import make_dataset
@@ -299,7 +300,7 @@ def test_interrupted_run_leaves_nothing(
 def test_pool_failure_waits_for_running_workers(tmp_path: Path) -> None:
     late = tmp_path / "late.txt"
     jobs = [["sh", "-c", "exit 3"], ["sh", "-c", f"sleep 0.5 && echo late > {late}"]]
-    with pipeline.worker_pool(2) as map_:
+    with workers.worker_pool(2) as map_:
         with pytest.raises(subprocess.CalledProcessError):
             map_(subprocess.check_call, jobs)
         # Written before the error surfaced (the pool is still open): a temp folder removed

@@ -20,7 +20,7 @@ import pytest
 import tifffile
 from hydra import compose, initialize
 
-from neuroseg import io
+from neuroseg import io, locks
 from neuroseg.cli import LOCK_NAME, RunFolderLock
 from neuroseg.data.sample_tree import make_dataset
 from neuroseg.prepare import prepare
@@ -67,10 +67,10 @@ def start_prepare(raw_dir: Path, out_dir: Path, *overrides: str) -> subprocess.P
 
 
 def start_holder(lock_path: Path) -> subprocess.Popen:
-    """A process that holds io.hold_lock(lock_path) until killed (a run stuck or still busy)."""
+    """A process that holds locks.hold_lock(lock_path) until killed (a run stuck or still busy)."""
     code = (
-        "import sys, time; from neuroseg import io\n"
-        "with io.hold_lock(sys.argv[1], 'test'):\n"
+        "import sys, time; from neuroseg import locks\n"
+        "with locks.hold_lock(sys.argv[1], 'test'):\n"
         "    print('held', flush=True); time.sleep(600)\n"
     )
     holder = subprocess.Popen(
@@ -81,7 +81,7 @@ def start_holder(lock_path: Path) -> subprocess.Popen:
 
 
 def lock_file(folder: Path) -> Path:
-    """The lock file io.dir_lock uses for `folder`."""
+    """The lock file locks.dir_lock uses for `folder`."""
     return folder.with_name(f".{folder.name}.lock")
 
 
@@ -227,7 +227,7 @@ def test_filesystem_without_locks_warns_and_runs_unlocked(
     def no_locks(fd: int, operation: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
-    monkeypatch.setattr(io.fcntl, "flock", no_locks)  # as on Lustre mounted without -o flock
+    monkeypatch.setattr(locks.fcntl, "flock", no_locks)  # as on Lustre mounted without -o flock
     with caplog.at_level(logging.WARNING), io.atomic_dir(tmp_path / "out") as tmp:
         (tmp / "a.txt").write_text("new")
     assert "running unlocked" in caplog.text

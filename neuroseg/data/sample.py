@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from neuroseg import io
+from neuroseg import io, locks
 from neuroseg.data.build import prepare_dataset
 from neuroseg.data.sample_tree import PAINT_RGB, make_dataset
 from neuroseg.errors import UsageError
@@ -33,7 +33,7 @@ def ensure_sample(
     asked = sample_settings(synth, prepare)
     # Several ranks (or runs) may start at once: the first makes the sample, the others wait
     # for it here and then reuse it, instead of refusing or writing the same trees twice.
-    with io.dir_lock(prepared_dir, wait=True):
+    with locks.dir_lock(prepared_dir, wait=True):
         return make_sample_tree(raw_dir, prepared_dir, asked, synth, prepare)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neuroseg.errors import UsageError
 from neuroseg.inference.window import SIZE_MULTIPLE, probabilities
 from neuroseg.io import atomic_path
 from neuroseg.models import ternausnet
@@ -177,11 +178,11 @@ RUNNERS: dict[str, Callable[[Path], Callable[[np.ndarray], np.ndarray]]] = {
 }
 
 
-def check_inputs(unit_gray: np.ndarray) -> list[np.ndarray]:
+def probe_inputs(unit_gray: np.ndarray) -> list[np.ndarray]:
     """(1, 1, H, W) of a gray (H, W) in [0, 1], and a batch of 2 half-size crops: a second size
     and batch catch a file frozen to the traced shape."""
     if unit_gray.ndim != 2 or any(side % SIZE_MULTIPLE for side in unit_gray.shape):
-        raise ValueError(
+        raise UsageError(
             f"sample image of shape {unit_gray.shape}: expected gray (H, W), sides multiples of "
             f"{SIZE_MULTIPLE}; set sample.height and sample.width"
         )
@@ -236,7 +237,7 @@ def write_checked(
 ) -> ExportCheck:
     """Write `fmt` ("torchscript" or "onnx") of `model` traced on a gray (H, W) image in [0, 1];
     the file reaches `output` only once it reproduces PyTorch within `tolerance`."""
-    inputs = check_inputs(unit_gray)
+    inputs = probe_inputs(unit_gray)
     with atomic_path(output) as tmp:
         if fmt == "onnx":
             write_onnx(model, tmp, torch.from_numpy(inputs[0]), opset)
