@@ -25,10 +25,7 @@ SHARED_NAMES = {
 LONG_MODULES: dict[str, str] = {}
 LONG_FUNCTIONS: dict[str, str] = {}
 # Library modules that still take a DictConfig, being fixed with their stage's settings.
-DICTCONFIG_USERS = {
-    "inference/predictor.py": "being fixed (inference settings)",
-    "evaluation/assembly.py": "being fixed (inference settings)",
-}
+DICTCONFIG_USERS: dict[str, str] = {}
 
 
 def modules() -> dict[str, ast.Module]:
