@@ -20,9 +20,12 @@ from neuroseg.inference.settings import inference_settings
 @command("evaluate")
 def main(cfg: DictConfig) -> float:
     """Entry point; returns the mean over images of per-image IoU so a sweep can optimise it."""
-    evaluation = evaluation_settings(cfg)
-    metrics = evaluate_checkpoint(inference_settings(cfg, stage="evaluate"), evaluation)
-    return metrics[f"{evaluation.split}/image_iou"]
+    return evaluate(cfg)[f"{cfg.split}/image_iou"]
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """The config as typed settings, then the scoring run (tests call it with a composed config)."""
+    return evaluate_checkpoint(inference_settings(cfg, stage="evaluate"), evaluation_settings(cfg))
 
 
 if __name__ == "__main__":

@@ -19,16 +19,20 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from neuroseg.cli import command
-from neuroseg.inference.folder import predict_folder
+from neuroseg.inference.folder import PredictResult, predict_folder
 from neuroseg.inference.settings import inference_settings, prediction_settings
 
 
 @command("predict")
 def main(cfg: DictConfig) -> None:
     """Entry point; exits with status 1 when any image could not be read."""
-    prediction = prediction_settings(cfg)
-    if predict_folder(inference_settings(cfg, stage="predict"), prediction).failures:
+    if predict(cfg).failures:
         raise SystemExit(1)
+
+
+def predict(cfg: DictConfig) -> PredictResult:
+    """The config as typed settings, then the folder run; what tests call with a composed config."""
+    return predict_folder(inference_settings(cfg, stage="predict"), prediction_settings(cfg))
 
 
 if __name__ == "__main__":

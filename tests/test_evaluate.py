@@ -17,8 +17,8 @@ from omegaconf.errors import ValidationError
 
 from neuroseg import runtime
 from neuroseg.data.transforms import normalize
+from neuroseg.evaluate import evaluate
 from neuroseg.evaluation.assembly import assemble_tiles
-from neuroseg.evaluation.evaluator import evaluate_checkpoint
 from neuroseg.evaluation.scoring import (
     best_threshold,
     class_scores,
@@ -41,11 +41,6 @@ def compose_evaluate(overrides: list[str]) -> DictConfig:
     """The shipped evaluate config with `overrides`."""
     with initialize(version_base="1.3", config_path="../conf"):
         return compose("evaluate", overrides=overrides)
-
-
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """What `python -m neuroseg.evaluate` runs with `cfg`."""
-    return evaluate_checkpoint(inference_settings(cfg, "evaluate"), evaluation_settings(cfg))
 
 
 def centred_unet(num_classes: int, prepared_dir: Path | None) -> torch.nn.Module:

@@ -16,11 +16,10 @@ from omegaconf import DictConfig
 
 from neuroseg import runtime
 from neuroseg.analysis.morphometrics import measure_mask, skeleton_length_px
-from neuroseg.inference.folder import PredictResult, predict_folder
 from neuroseg.inference.overlay import overlay
-from neuroseg.inference.settings import inference_settings, prediction_settings
 from neuroseg.io import read_csv, read_image, write_png, write_tiff
 from neuroseg.models.ternausnet import build_model
+from neuroseg.predict import predict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,11 +28,6 @@ def compose_predict(overrides: list[str]) -> DictConfig:
     """The shipped predict config with `overrides`."""
     with initialize(version_base="1.3", config_path="../conf"):
         return compose("predict", overrides=overrides)
-
-
-def predict(cfg: DictConfig) -> PredictResult:
-    """What `python -m neuroseg.predict` runs with `cfg`."""
-    return predict_folder(inference_settings(cfg, "predict"), prediction_settings(cfg))
 
 
 LegacyWriter = Callable[[torch.nn.Module, Path], Path]  # conftest's write_legacy_checkpoint

@@ -16,12 +16,10 @@ from omegaconf import DictConfig
 
 from neuroseg.analysis.report import run_analysis
 from neuroseg.analysis.settings import analyze_settings
-from neuroseg.evaluation.evaluator import evaluate_checkpoint
-from neuroseg.evaluation.settings import evaluation_settings
-from neuroseg.inference.folder import PredictResult, predict_folder
-from neuroseg.inference.settings import inference_settings, prediction_settings
+from neuroseg.evaluate import evaluate
 from neuroseg.io import write_tiff
 from neuroseg.models.ternausnet import build_model
+from neuroseg.predict import predict
 from neuroseg.prepare import prepare
 from neuroseg.runtime import progress_bar
 
@@ -59,16 +57,6 @@ def test_bar_silent_in_a_pipe(monkeypatch: pytest.MonkeyPatch) -> None:
     pipe = stderr_as(io.StringIO(), monkeypatch)
     assert list(progress_bar(range(3), "images", "image")) == [0, 1, 2]
     assert pipe.getvalue() == ""
-
-
-def predict(cfg: DictConfig) -> PredictResult:
-    """What `python -m neuroseg.predict` runs with `cfg`."""
-    return predict_folder(inference_settings(cfg, "predict"), prediction_settings(cfg))
-
-
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """What `python -m neuroseg.evaluate` runs with `cfg`."""
-    return evaluate_checkpoint(inference_settings(cfg, "evaluate"), evaluation_settings(cfg))
 
 
 @pytest.fixture

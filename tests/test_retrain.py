@@ -18,10 +18,9 @@ from neuroseg.data.labels import class_mask, paint_mask, read_mask, write_label_
 from neuroseg.data.sample_tree import make_dataset
 from neuroseg.data.settings import read_group_file
 from neuroseg.data.transforms import normalize
-from neuroseg.inference.folder import PredictResult, predict_folder
 from neuroseg.inference.paths import check_label_names, is_output
-from neuroseg.inference.settings import inference_settings, prediction_settings
 from neuroseg.models.ternausnet import build_model
+from neuroseg.predict import predict
 from neuroseg.prepare import prepare
 from neuroseg.train import train
 from neuroseg.training.module import SegmentationModule
@@ -42,11 +41,6 @@ FIT = [
     "logger=csv",
     "test=false",
 ]
-
-
-def predict(cfg: DictConfig) -> PredictResult:
-    """What `python -m neuroseg.predict` runs with `cfg`."""
-    return predict_folder(inference_settings(cfg, "predict"), prediction_settings(cfg))
 
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:

@@ -23,12 +23,10 @@ from hydra import compose, initialize
 from omegaconf import DictConfig
 
 from neuroseg.errors import InputError, MissingPathError, UnsafeCheckpointError, UsageError
-from neuroseg.evaluation.evaluator import evaluate_checkpoint
-from neuroseg.evaluation.settings import evaluation_settings
-from neuroseg.inference.folder import PredictResult, predict_folder
-from neuroseg.inference.settings import inference_settings, prediction_settings
+from neuroseg.evaluate import evaluate
 from neuroseg.io import write_png, write_tiff
 from neuroseg.models.ternausnet import build_model
+from neuroseg.predict import predict
 from neuroseg.train import train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,16 +75,6 @@ def command_config(name: str, ckpt: Path, tmp_path: Path, prepared_dir: Path) ->
         overrides.append(f"input={tmp_path / 'in'}")
     with initialize(version_base="1.3", config_path="../conf"):
         return compose(name, overrides=[*common, *overrides])
-
-
-def predict(cfg: DictConfig) -> PredictResult:
-    """What `python -m neuroseg.predict` runs with `cfg`."""
-    return predict_folder(inference_settings(cfg, "predict"), prediction_settings(cfg))
-
-
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """What `python -m neuroseg.evaluate` runs with `cfg`."""
-    return evaluate_checkpoint(inference_settings(cfg, "evaluate"), evaluation_settings(cfg))
 
 
 RUN = {"train": train, "evaluate": evaluate, "predict": predict}
