@@ -36,7 +36,7 @@ from neuroseg.data.sample import ensure_sample
 from neuroseg.data.sample_image import illumination, lattice, place_cells, rasterize_cells
 from neuroseg.data.settings import read_group_file
 from neuroseg.inference import folder
-from neuroseg.inference.settings import inference_settings
+from neuroseg.inference.settings import inference_settings, prediction_settings
 from neuroseg.train import train
 
 SIZES = {  # per_condition, source (H, W), crop (H, W), epochs, accelerator
@@ -109,7 +109,7 @@ def predict_folder(ckpt: Path, images: Path, out: Path, hw: tuple[int, int], dev
     overrides = [f"ckpt_path={ckpt}", f"input={images}", f"output={out}", f"device={device}"]
     overrides.append(f"window=[{min(hw[0], 768)},{min(hw[1], 1024)}]")
     cfg = compose_entry("predict", overrides)
-    folder.predict_folder(inference_settings(cfg, "predict"), folder.prediction_settings(cfg))
+    folder.predict_folder(inference_settings(cfg, "predict"), prediction_settings(cfg))
     return out
 
 

@@ -21,11 +21,13 @@ from neuroseg.cli import command
 from neuroseg.data.sample_image import make_image
 from neuroseg.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from neuroseg.errors import ChoiceError, NeurosegError, UsageError
-from neuroseg.inference.predictor import load_model
+from neuroseg.inference.predictor import load_settings_model
+from neuroseg.inference.settings import inference_settings
 from neuroseg.io import scale_to_unit
 from neuroseg.models.checkpoint import LoadedModel
 from neuroseg.models.export import ExportCheck, GrayToProbabilities, write_checked
 from neuroseg.models.ternausnet import ENCODERS
+from neuroseg.runtime import set_threads
 from neuroseg.task import Task
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,9 @@ def main(cfg: DictConfig) -> None:
 def export(cfg: DictConfig) -> ExportResult:
     """Write `cfg.format` of the checkpoint at `cfg.output` (default: the run folder)."""
     fmt = check_format(cfg.format)
-    loaded, task, threshold, _ = load_model(cfg)
+    settings = inference_settings(cfg, stage="export")
+    set_threads(settings.threads)
+    loaded, task, threshold, _ = load_settings_model(settings)
     model = GrayToProbabilities(loaded.model, IMAGENET_MEAN, IMAGENET_STD).eval()
     output = output_path(cfg, loaded)
     bit_depth = cfg.input_bit_depth if fmt == "bioimageio" else 8
