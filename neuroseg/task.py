@@ -8,6 +8,10 @@ from neuroseg.errors import ChoiceError
 
 BACKGROUND, NEURON, AXON = 0, 1, 2
 CLASS_NAMES = ("background", "neurons", "axons")
+# Mask value of pixels no loss and no metric counts (nnU-Net's "ignore" label): the parts of a
+# painted stroke around the thin axon inside it, uncertain borders. Above every class index, so a
+# mask keeps it losslessly in 8-bit PNGs.
+IGNORE = 255
 
 
 @dataclass(frozen=True)
