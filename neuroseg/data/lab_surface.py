@@ -111,7 +111,9 @@ def haze_and_grain(rng: np.random.Generator, shape: tuple[int, int], style: LabS
     """(H, W) float32 gray levels: out-of-focus haze, mottled texture, fine surface grain."""
     look: ClutterLook = style.clutter
     haze = look.haze_gray * smooth_noise(rng, shape, style.px(look.haze_um))
-    haze += look.texture_gray * smooth_noise(rng, shape, style.px(look.texture_um))
+    # Sheets of membrane: a smooth field pushed through tanh, so patches get edges, not mush.
+    patches = np.tanh(2.0 * smooth_noise(rng, shape, style.px(look.texture_um)))
+    haze += look.texture_gray * patches
     grain = ndimage.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), 0.8)
     grain *= look.grain_gray * 2 * np.sqrt(np.pi) * 0.8  # the blur's gain on white noise
     return haze + grain
