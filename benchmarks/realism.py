@@ -207,7 +207,7 @@ def table(generated: dict, real_folder: dict | None) -> list[dict[str, object]]:
 def figure_field(raw: Path, crop_hw: tuple[int, int]) -> tuple[Path, tuple[slice, slice]]:
     """(original, crop) the figure shows: a 4 um field whose lattice covers only part of it
     (400 nm first), else the first 4 um field; of its crops on a grid of crop_hw, the one with
-    the most neuron truth pixels (the first on ties)."""
+    the most neuron truth pixels, preferring crops that show both sides of the boundary."""
     rows = [r for r in io.read_csv(raw / "truth" / "images.csv") if r["condition"].endswith("_4")]
     partial = [r for r in rows if 0 < float(r["covered_share"]) < 1]
     row = sorted(partial or rows, key=lambda r: not r["condition"].startswith("400"))[0]
@@ -217,16 +217,25 @@ def figure_field(raw: Path, crop_hw: tuple[int, int]) -> tuple[Path, tuple[slice
         for r in range(0, classes.shape[0] - crop_hw[0] + 1, crop_hw[0])
         for c in range(0, classes.shape[1] - crop_hw[1] + 1, crop_hw[1])
     ]
-    best = max(crops, key=lambda box: int((classes[box] == 1).sum()))
-    return raw / row["image"], best
+    number = Path(row["image"]).stem
+    covered = io.read_image(raw / "truth" / "grid" / row["condition"] / f"{number}.png")
+
+    def score(box: tuple[slice, slice]) -> float:
+        both = 0.2 < covered[box].mean() < 0.8  # the boundary in view, cells too
+        return int((classes[box] == 1).sum()) * (1.0 if both else 0.1)
+
+    return raw / row["image"], max(crops, key=score)
 
 
 def display_stretch(gray: np.ndarray, like: np.ndarray) -> np.ndarray:
-    """`gray` (H, W) linearly mapped to the mean and std of `like` (a displayed figure's gray),
-    clipped to 8 bits: shown as the report showed its tile, whose gray was stretched."""
-    values = gray.astype(np.float64)
-    scaled = (values - values.mean()) / max(values.std(), 1e-9) * like.std() + like.mean()
-    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+    """`gray` (H, W) mapped linearly so that its 5th and 95th percentiles land on those of the
+    gray pixels of `like` (H', W', 3), a displayed figure (its coloured annotations and white
+    boxes left out): shown as the report showed its tile, whose gray was stretched."""
+    plain = (like.max(axis=-1) - like.min(axis=-1) < 12) & (like.max(axis=-1) < 250)
+    target = np.percentile(like.mean(axis=-1)[plain], [5, 95])
+    source = np.percentile(gray.astype(np.float64), [5, 95])
+    scale = (target[1] - target[0]) / max(source[1] - source[0], 1e-9)
+    return np.clip(np.round((gray - source[0]) * scale + target[0]), 0, 255).astype(np.uint8)
 
 
 def panel(rgb: np.ndarray, title: str, scale: float):
@@ -246,7 +255,7 @@ def compose_figure(
 ) -> Path:
     """[real tile | generated crop] over [its lab-style label | its truth], half size, one PNG.
 
-    The generated crop is shown with the real tile's display stretch (its mean and std; the
+    The generated crop is shown with the real tile's display stretch (5-95 % percentiles; the
     report's tile is brighter and more contrasted than originals are); the label as written. The
     truth panel draws axons 1 px wider on each side than written, so they survive the halving;
     neurons magenta, axons white, on black.
@@ -265,7 +274,7 @@ def compose_figure(
     if real_figure is not None and real_figure.is_file():
         real = np.asarray(Image.open(real_figure).convert("RGB"))
         first = panel(real, "real tile (the original report), lab labels outlined in red", 0.5)
-        gray = display_stretch(gray, real.mean(axis=-1))
+        gray = display_stretch(gray, real)
         shown += ", stretched as the real tile"
     else:
         first = panel(np.full((*crop_hw, 3), 255, np.uint8), "real tile: file not found", 0.5)
