@@ -186,7 +186,7 @@ def fascicles(
         ramp = np.clip((np.abs(t) - 0.7) / 0.3, 0, 1)  # members fan out over the last 15 %
         for j in range(members):
             place = (j - (members - 1) / 2) * spacing
-            offset = place * (1 + rng.uniform(0, 3) * ramp) + 0.3 * spacing * wiggle(
+            offset = place * (1 + rng.uniform(0, look.fan_out) * ramp) + 0.3 * spacing * wiggle(
                 rng, len(t), 40
             )
             line = leader + side * offset[:, None]
@@ -223,7 +223,9 @@ def bridges(
                 span = float(np.hypot(*(ends[1] - ends[0])))
                 t = np.linspace(0, 1, max(int(span), 2))[:, None]
                 line = ends[0] + t * (ends[1] - ends[0])
-                line = line + normals(line) * (rng.normal(0, 0.015) * span * 4 * t * (1 - t))
+                line = line + normals(line) * (
+                    rng.normal(0, look.bridge_bow) * span * 4 * t * (1 - t)
+                )
                 axons.append(DrawnAxon(line, *appearance(rng, look, style), "bridge", unit))
             unit += 1
     return axons

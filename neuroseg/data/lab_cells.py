@@ -55,7 +55,7 @@ def new_cell(
 ) -> RoundCell:
     """A cell of a diameter drawn from cells.diameter_um, nearly round."""
     radius = style.px(rng.uniform(*style.cells.diameter_um)) / 2
-    squash = rng.uniform(0.8, 1.0)
+    squash = rng.uniform(*style.cells.squash)
     return RoundCell(
         float(centre[0]), float(centre[1]), radius, squash, rng.uniform(0, np.pi), cluster
     )
@@ -99,7 +99,7 @@ def place_neurons(rng: np.random.Generator, world: World, style: LabStyle) -> li
         cells += grow_cluster(rng, centre, size, style, index)
     for centre in world.uniform(rng, count_in(rng, look.isolated_per_mm2, world.area_mm2)):
         cell = new_cell(rng, centre, style, -1)
-        if not crowded(cells, cell, 2.5):
+        if not crowded(cells, cell, look.isolated_gap):
             cells.append(cell)
     return cells
 

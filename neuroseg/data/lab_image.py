@@ -87,9 +87,9 @@ def render_gray(
     blurred a little by the optics, times uneven light, plus sensor noise; quantised."""
     hidden = layers["occlusion"]
     gray = np.float32(rng.uniform(*style.light.background_gray)) + layers["lattice"] * (1 - hidden)
-    gray += layers["clutter"] * (1 - 0.6 * hidden) + layers["cells"]
-    gray += layers["axons"] * (1 - 0.7 * hidden)
-    gray = ndimage.gaussian_filter(gray, 0.5)
+    gray += layers["clutter"] * (1 - style.cells.hide_clutter * hidden) + layers["cells"]
+    gray += layers["axons"] * (1 - style.cells.hide_axons * hidden)
+    gray = ndimage.gaussian_filter(gray, style.px(style.light.optics_blur_um))
     gray *= uneven_light(rng, shape, style)
     gray += style.light.noise_gray * rng.standard_normal(shape, dtype=np.float32)
     if bit_depth == 8:

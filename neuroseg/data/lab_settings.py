@@ -32,6 +32,7 @@ class LightLook:
     vignette: float
     patches: float
     patch_um: float
+    optics_blur_um: float
     noise_gray: float
 
 
@@ -61,7 +62,9 @@ class ClutterLook:
     debris_per_mm2: list[float]
     debris_um: list[float]
     debris_gray: list[float]
+    debris_dark_share: float
     specks_per_mm2: list[float]
+    speck_um: list[float]
     speck_gray: list[float]
     fibres_per_mm2: list[float]
     fibre_length_um: list[float]
@@ -78,10 +81,14 @@ class CellLook:
     cluster_cells: list[int]
     isolated_per_mm2: list[float]
     diameter_um: list[float]
+    squash: list[float]
+    isolated_gap: float
     body_gray: list[float]
     rim_gray: list[float]
     halo_gray: list[float]
     halo_um: float
+    hide_clutter: float
+    hide_axons: float
 
 
 @dataclass(frozen=True)
@@ -100,9 +107,11 @@ class AxonLook:
     fascicles_per_mm2: list[float]
     fascicle_axons: list[int]
     fascicle_spacing_um: list[float]
+    fan_out: float
     bridge_share: float
     bridge_max_um: float
     bridge_axons: list[int]
+    bridge_bow: float
     alignment: dict[str, float]
 
 

@@ -157,7 +157,7 @@ def debris_and_specks(
     parts = rng.integers(3, 10, size=n_debris)
     centres = rng.uniform((0, 0), shape, size=(n_debris, 2))
     size_px = np.array([style.px(rng.uniform(*look.debris_um)) for _ in range(n_debris)])
-    sign = np.where(rng.uniform(size=n_debris) < 0.8, -1.0, 1.0)
+    sign = np.where(rng.uniform(size=n_debris) < look.debris_dark_share, -1.0, 1.0)
     depth = sign * rng.uniform(*look.debris_gray, size=n_debris)
     owner = np.repeat(np.arange(n_debris), parts)
     offsets = rng.normal(0, 0.3, size=(owner.size, 2)) * size_px[owner, None]
@@ -166,7 +166,7 @@ def debris_and_specks(
     n_specks = count_in(rng, look.specks_per_mm2, area)
     centres = rng.uniform((0, 0), shape, size=(n_specks, 2))
     sign = np.where(rng.uniform(size=n_specks) < 0.5, -1.0, 1.0)
-    radii = rng.uniform(0.5, 1.2, size=n_specks)
+    radii = rng.uniform(*(style.px(um) for um in look.speck_um), size=n_specks)
     layer += blobs(shape, centres, radii, sign * rng.uniform(*look.speck_gray, size=n_specks))
     return layer
 
