@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize
+from omegaconf import OmegaConf
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
@@ -241,3 +242,21 @@ def test_command_line_lab_style_and_wrong_style(tmp_path: Path) -> None:
     )
     assert wrong.returncode == 2 and wrong.stderr.strip().count("\n") == 0
     assert "style='labb'" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_the_sample_helper_records_and_checks_the_lab_settings(tmp_path: Path, style) -> None:
+    from neuroseg.data.sample import ensure_sample
+    from neuroseg.data.settings import read_group_file
+
+    palette = OmegaConf.to_container(read_group_file(REPO / "conf" / "palette" / "qlab.yaml"))
+    synth_keys = {"per_condition": 1, "height": 64, "width": 96, "duplicates": 0}
+    synth_keys |= {"style": "lab", "lab": style}
+    prepare_keys = {"fractions": {"train": 0.6, "val": 0.2, "test": 0.2}, "rows": 1, "cols": 1}
+    prepare_keys |= {"palette": palette, "workers": 1, "seed": 42}
+    raw, prepared = tmp_path / "raw", tmp_path / "prepared"
+    assert ensure_sample(raw, prepared, synth_keys, prepare_keys) == prepared
+    assert io.read_json(raw / "truth" / "settings.json")["style"] == "lab"
+    ensure_sample(raw, prepared, synth_keys, prepare_keys)  # same settings: reused
+    other = dataclasses.replace(style, margin_um=style.margin_um + 1)
+    with pytest.raises(UsageError, match="margin_um"):
+        ensure_sample(raw, prepared, synth_keys | {"lab": other}, prepare_keys)

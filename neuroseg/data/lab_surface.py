@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from neuroseg.data.lab_settings import ClutterLook, LabStyle, LatticeLook, LightLook
+from neuroseg.data.sample_image import pillar_distance
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,7 @@ def pillar_lattice(
     """(H, W) float32 in [-1, 0]: a dark round dot (diameter_px across, edges soft over about
     a px) at every pillar of a square lattice with axis `angle_deg` and period `spacing_px`;
     phase (2,) in lattice units."""
-    theta = np.deg2rad(angle_deg)
-    rows = np.arange(shape[0], dtype=np.float32)[:, None]
-    cols = np.arange(shape[1], dtype=np.float32)[None, :]
-    u = (cols * np.cos(theta) - rows * np.sin(theta)) / spacing_px + phase[0]
-    v = (-cols * np.sin(theta) - rows * np.cos(theta)) / spacing_px + phase[1]
-    u -= np.round(u)
-    v -= np.round(v)
-    distance_px = np.sqrt(u * u + v * v) * spacing_px
+    distance_px = pillar_distance(shape, angle_deg, spacing_px, phase) * spacing_px
     return -soft_disk(distance_px, diameter_px / 2)
 
 
