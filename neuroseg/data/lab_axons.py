@@ -24,8 +24,9 @@ from neuroseg.data.lab_surface import Coverage, count_in
 @dataclass(frozen=True)
 class DrawnAxon:
     """One axon: centre line (N, 2) float64 (row, col) px, width px (FWHM), signed contrast
-    (gray levels, < 0 dark), kind (mesh, cell, fascicle, bridge) and painting unit (axons of one
-    fascicle or bridge share it)."""
+    (gray levels, < 0 dark), kind (mesh, cell, fascicle, bridge; "fibre" for the wisps of
+    clutter drawn the same way, never truth) and painting unit (axons of one fascicle or bridge
+    share it)."""
 
     points: np.ndarray
     width_px: float

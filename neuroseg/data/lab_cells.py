@@ -104,7 +104,9 @@ def place_neurons(rng: np.random.Generator, world: World, style: LabStyle) -> li
     return cells
 
 
-def cell_frame(cell: RoundCell, shape: tuple[int, int], reach: float):
+def cell_frame(
+    cell: RoundCell, shape: tuple[int, int], reach: float
+) -> tuple[slice, slice, np.ndarray] | None:
     """(row slice, col slice, signed distance to the outline px (H', W')) around a cell in the
     field, or None when it lies outside; negative inside."""
     r0, r1 = (

@@ -48,9 +48,9 @@ def pick_units(
     rng: np.random.Generator, axons: list[DrawnAxon], shape: tuple[int, int], share: float,
     min_visible_px: float,
 ) -> set[int]:  # fmt: skip
-    """Units to paint: by visible length x contrast, until `share` of the visible axons (a
-    bundle that would overshoot is passed over); an axon showing less than min_visible_px of
-    itself is never picked."""
+    """Units to paint, drawn by visible length x contrast x straightness^2 until `share` of the
+    visible axons (a bundle that would overshoot is passed over); an axon showing less than
+    min_visible_px of itself is never picked."""
     visible = np.array([visible_px(a, shape) for a in axons])
     target = share * int((visible > 0).sum())
     weight: dict[int, float] = {}
@@ -123,7 +123,9 @@ def fill_box(
     return distance <= reach[index[0], index[1]] + rough, index
 
 
-def padded_box(rows: np.ndarray, cols: np.ndarray, pad: int, shape: tuple[int, int]):
+def padded_box(
+    rows: np.ndarray, cols: np.ndarray, pad: int, shape: tuple[int, int]
+) -> tuple[slice, slice]:
     """(row slice, col slice) around pixels (rows, cols), `pad` px wider, inside the field."""
     r0, r1 = max(int(rows.min()) - pad, 0), min(int(rows.max()) + pad + 1, shape[0])
     c0, c1 = max(int(cols.min()) - pad, 0), min(int(cols.max()) + pad + 1, shape[1])
