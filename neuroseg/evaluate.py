@@ -3,8 +3,8 @@
     python -m neuroseg.evaluate ckpt_path=model.ckpt [split=test] [tune_threshold=true]
 
 Writes per_image.csv, per_tile.csv, summary.csv, confusion_matrix.csv, masks/<image_id>.png,
-overlays/<image_id>.png and TensorBoard scalars + a text table into the run folder
-(neuroseg/evaluation/evaluator.py).
+overlays/<image_id>.png, report.html (all of it on one page) and TensorBoard scalars + a text
+table into the run folder (neuroseg/evaluation/evaluator.py).
 """
 
 from __future__ import annotations
