@@ -2,8 +2,9 @@
 
 Run: python -m benchmarks.report_figure [--raw data/synth/raw]
 Analyses the sample raw tree (made with the shipped synth config if missing) against its truth
-masks, then writes docs/report.png (the page's top: conclusions, warnings, directions) and
-docs/report-images.png (its per-condition tables and image thumbnails). Needs Debian's chromium.
+masks, screenshots the whole page, and writes two crops of it: docs/report.png (the top:
+conclusions, warnings) and docs/report-images.png (per-condition tables and the image
+thumbnails). Needs Debian's chromium.
 tests/test_report.py opens the reports in the same browser with `open_in_browser`.
 """
 
@@ -16,7 +17,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from hydra import compose, initialize_config_dir
+from PIL import Image
 
 from neuroseg.analysis.report import run_analysis
 from neuroseg.analysis.settings import analyze_settings
@@ -83,11 +86,17 @@ def main() -> None:
             make_dataset(args.raw, **{key: synth[key] for key in keys})
         cfg = compose("analyze", overrides=[f"images={args.raw}", f"output={args.output}"])
     page = run_analysis(*analyze_settings(cfg)) / "report.html"
-    for name, fragment in (("report.png", ""), ("report-images.png", "conditions")):
+    whole = args.output / "page.png"
+    requests = open_in_browser(page, whole, (1100, 12000))
+    print(f"report: {page} ({page.stat().st_size / 1e6:.1f} MB); page requests: {requests}")
+    drawn = np.asarray(Image.open(whole).convert("RGB"))
+    # the thumbnails start where the lattice colour first shows; the tables above them lead in
+    lattice = np.all(np.abs(drawn.astype(int) - (0, 230, 255)) < 60, axis=-1).any(axis=1)
+    first = int(np.argmax(lattice)) if lattice.any() else drawn.shape[0] - 1200
+    for name, top in (("report.png", 0), ("report-images.png", max(0, first - 500))):
         shot = ROOT / "docs" / name
-        requests = open_in_browser(page, shot, (1100, 1500), fragment)
-        print(f"wrote {shot} ({shot.stat().st_size / 1024:.0f} KB); page requests: {requests}")
-    print(f"report: {page} ({page.stat().st_size / 1e6:.1f} MB)")
+        Image.fromarray(drawn[top : top + 1400]).save(shot, optimize=True)
+        print(f"wrote {shot} ({shot.stat().st_size / 1024:.0f} KB)")
 
 
 if __name__ == "__main__":

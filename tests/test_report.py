@@ -5,12 +5,15 @@ draw directions in the measurement's own convention."""
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import io as bytes_io
 import os
 import re
-from html.parser import HTMLParser
+import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -27,10 +30,10 @@ from neuroseg.data.sample_tree import make_dataset
 from neuroseg.evaluation.settings import evaluation_settings
 from neuroseg.inference.settings import inference_settings
 from neuroseg.report.evaluation_page import ranked_examples, write_evaluation_report
-from neuroseg.report.provenance import file_digest, plain
+from neuroseg.report.provenance import file_digest, yaml_ready
 from neuroseg.report.settings import ReportSettings
 from neuroseg.report.tables import csv_table
-from neuroseg.report.thumbnails import axis_lines, display_gray, shrink_classes
+from neuroseg.report.thumbnails import axis_lines, shrink_classes, stretched_gray
 from neuroseg.task import get_task
 
 IN_CI = os.environ.get("CI") == "true"
@@ -39,82 +42,7 @@ needs_browser = pytest.mark.skipif(
     find_browser() is None and not IN_CI, reason="needs chromium: apt-get install chromium"
 )
 PNG_URI = "data:image/png;base64,"
-
-
-class Page(HTMLParser):
-    """What a test reads back from a report: tables by data-table (rows of data-column cells),
-    claims (their data-* attributes, sentence and detail), warnings, image cards, every tag,
-    every address an attribute holds, inline styles and the settings block."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: set[str] = set()
-        self.addresses: list[str] = []
-        self.styles: list[str] = []
-        self.tables: dict[str, list[dict[str, str]]] = {}
-        self.claims: list[dict[str, str]] = []
-        self.warnings: list[str] = []
-        self.cards: list[dict[str, str]] = []
-        self.config = ""
-        self._table: list[dict[str, str]] | None = None
-        self._row: dict[str, str] | None = None
-        self._capture: tuple[str, dict[str, str], str] | None = None  # (tag, into, key)
-        self.feed(text)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {key: value or "" for key, value in attrs}
-        self.tags.add(tag)
-        self.addresses += [a[k] for k in ("src", "href", "srcset", "poster", "action") if k in a]
-        self.styles += [a["style"]] if "style" in a else []
-        classes = a.get("class", "").split()
-        if tag == "table":
-            self._table = self.tables.setdefault(a.get("data-table", ""), [])
-        elif tag == "tr" and self._table is not None:
-            self._row = {}
-        elif tag == "td" and self._row is not None and "data-column" in a:
-            self._row[a["data-column"]] = ""  # an empty cell has no text
-            self._capture = ("td", self._row, a["data-column"])
-        elif tag == "li" and "claim" in classes:
-            self.claims.append({k[5:]: v for k, v in a.items() if k.startswith("data-")})
-        elif tag == "div" and self.claims and {"sentence", "detail"} & set(classes):
-            self._capture = ("div", self.claims[-1], f"_{classes[0]}")
-        elif tag == "li" and self._in_warnings:
-            self.warnings.append("")
-            self._capture = ("li", {}, "warning")
-        elif tag == "ul":
-            self._in_warnings = "warnings" in classes
-        elif tag == "div" and "card" in classes:
-            self.cards.append({"image": a["data-image"], "left_out": str("left-out" in classes)})
-        elif tag == "img" and self.cards and "src" in a:
-            self.cards[-1].setdefault("src", a["src"])
-        elif tag == "pre" and "data-config" in a:
-            self._capture = ("pre", {}, "config")
-
-    _in_warnings = False
-
-    def handle_data(self, data: str) -> None:
-        if self._capture is None:
-            return
-        _, into, key = self._capture
-        if key == "warning":
-            self.warnings[-1] += data
-        elif key == "config":
-            self.config += data
-        else:
-            into[key] = into.get(key, "") + data
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._capture is not None and self._capture[0] == tag:
-            self._capture = None
-        if tag == "tr" and self._row is not None and self._table is not None:
-            if self._row:
-                self._table.append(self._row)
-            self._row = None
-        elif tag == "table":
-            self._table = None
-        elif tag == "ul":
-            self._in_warnings = False
+ReadReport = Callable[[str], Any]  # conftest's report_page: a page's tables, claims and cards
 
 
 def compose_config(name: str, overrides: list[str]):
@@ -122,7 +50,7 @@ def compose_config(name: str, overrides: list[str]):
         return compose(name, overrides=overrides)
 
 
-def external_references(text: str, page: Page) -> list[str]:
+def external_references(text: str, page: Any) -> list[str]:
     """Everything that would make the page reach outside itself: addresses that are neither
     inline images nor in-page anchors, tags that load resources, url()/@import in styles, and
     any scheme:// left once the data URIs are removed."""
@@ -150,9 +78,11 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return raw, run_analysis(*analyze_settings(cfg))
 
 
-def test_analysis_report_numbers_are_the_csvs(analysed: tuple[Path, Path]) -> None:
+def test_analysis_report_numbers_are_the_csvs(
+    analysed: tuple[Path, Path], report_page: ReadReport
+) -> None:
     _, out = analysed
-    page = Page((out / "report.html").read_text())
+    page = report_page((out / "report.html").read_text())
     for name in ("per_image.csv", "grids.csv", "conclusions.csv", "stats.csv", "segments.csv"):
         assert page.tables[name] == io.read_csv(out / name), name
     claims = [
@@ -163,9 +93,11 @@ def test_analysis_report_numbers_are_the_csvs(analysed: tuple[Path, Path]) -> No
     assert tested and all(f"{float(c['effect']):+.2f}" in c["_sentence"] for c in tested)
 
 
-def test_analysis_report_words_are_the_summary_words(analysed: tuple[Path, Path]) -> None:
+def test_analysis_report_words_are_the_summary_words(
+    analysed: tuple[Path, Path], report_page: ReadReport
+) -> None:
     _, out = analysed
-    page = Page((out / "report.html").read_text())
+    page = report_page((out / "report.html").read_text())
     summary = [line.strip() for line in (out / "summary.txt").read_text().splitlines()]
     for claim in page.claims:
         assert claim["_sentence"].strip() in summary
@@ -177,10 +109,10 @@ def test_analysis_report_words_are_the_summary_words(analysed: tuple[Path, Path]
 
 
 def test_analysis_report_shows_every_image_and_why_some_are_left_out(
-    analysed: tuple[Path, Path],
+    analysed: tuple[Path, Path], report_page: ReadReport
 ) -> None:
     _, out = analysed
-    page = Page((out / "report.html").read_text())
+    page = report_page((out / "report.html").read_text())
     rows = io.read_csv(out / "per_image.csv")
     assert [c["image"] for c in page.cards] == [r["image"] for r in rows]
     for card in page.cards:
@@ -206,21 +138,23 @@ def decode_png(uri: str) -> bytes:
     return base64.b64decode(uri.removeprefix(PNG_URI), validate=True)
 
 
-def test_analysis_report_references_nothing_outside_itself(analysed: tuple[Path, Path]) -> None:
+def test_analysis_report_references_nothing_outside_itself(
+    analysed: tuple[Path, Path], report_page: ReadReport
+) -> None:
     _, out = analysed
     text = (out / "report.html").read_text()
-    page = Page(text)
+    page = report_page(text)
     assert external_references(text, page) == []
     assert len([a for a in page.addresses if a.startswith(PNG_URI)]) >= len(page.cards) + 1
     bad = '<img src="https://x.org/a.png"><link rel="stylesheet" href="s.css">'
     bad += '<p style="background: url(a.png)">see ftp://x.org/b</p><script></script>'
-    found = external_references(bad, Page(bad))
+    found = external_references(bad, report_page(bad))
     assert {"https://x.org/a.png", "s.css", "link", "script", "url(", "ftp://x.org/b"} <= set(found)
 
 
-def test_analysis_report_provenance(analysed: tuple[Path, Path]) -> None:
+def test_analysis_report_provenance(analysed: tuple[Path, Path], report_page: ReadReport) -> None:
     raw, out = analysed
-    page = Page((out / "report.html").read_text())
+    page = report_page((out / "report.html").read_text())
     inputs = {row["path"]: row for row in page.tables["inputs"]}
     files = sorted((raw / "originals").glob("*/*.tif")) + sorted((raw / "truth").glob("*/*.png"))
     assert set(inputs) == {str(path) for path in files}  # every image and mask read, once
@@ -258,7 +192,7 @@ def test_shrinking_keeps_one_pixel_axons_and_stretches_gray() -> None:
     assert shrink_classes(mask, 2, 4).tolist() == [[1, 0, 0], [0, 2, 2]]
     assert shrink_classes(mask[:, :10], 2, 4).shape == (2, 3)  # edge blocks padded, not lost
     ramp = np.tile(np.arange(0, 4000, 10, dtype=np.uint16), (4, 1))  # (4, 400), 16-bit
-    gray = display_gray(ramp, 2)
+    gray = stretched_gray(ramp, 2)
     assert gray.dtype == np.uint8 and gray.shape == (2, 200)
     assert gray[0, 0] == 0 and gray[0, -1] == 255 and np.all(np.diff(gray[0].astype(int)) >= 0)
 
@@ -275,10 +209,11 @@ def test_worst_and_best_images_by_mean_class_score() -> None:
     worst, best = ranked_examples(rows, "iou", classes, 2)
     assert [(r["image_id"], round(s, 6)) for r, s in worst] == [("d", 0.2), ("a", 0.3)]
     assert [r["image_id"] for r, _ in best] == ["b", "e"]
-    worst, best = ranked_examples(rows, "iou", classes, 3)  # 4 ranked images: none twice
-    assert [r["image_id"] for r, _ in worst] == ["d", "a", "e"] and [
-        r["image_id"] for r, _ in best
-    ] == ["b"]
+    worst, best = ranked_examples(rows, "iou", classes, 3)  # 4 ranked images: shared out
+    assert [r["image_id"] for r, _ in worst] == ["d", "a"]
+    assert [r["image_id"] for r, _ in best] == ["b", "e"]
+    worst, best = ranked_examples(rows[:1], "iou", classes, 3)
+    assert [r["image_id"] for r, _ in worst] == ["a"] and best == []
 
 
 def test_tables_keep_the_files_cells_or_only_name_a_long_file(tmp_path: Path) -> None:
@@ -302,8 +237,8 @@ def test_provenance_digests_and_settings_as_plain_values(tmp_path: Path) -> None
         digest.sha256 == hashlib.sha256(path.read_bytes()).hexdigest() and digest.bytes == 3 << 20
     )
     settings = compose_report_settings()
-    assert plain(settings)["colors"]["lattice"] == list(settings.colors.lattice)
-    assert plain({"p": tmp_path, "t": (1, 2)}) == {"p": str(tmp_path), "t": [1, 2]}
+    assert yaml_ready(settings)["colors"]["lattice"] == list(settings.colors.lattice)
+    assert yaml_ready({"p": tmp_path, "t": (1, 2)}) == {"p": str(tmp_path), "t": [1, 2]}
 
 
 def compose_report_settings() -> ReportSettings:
@@ -355,10 +290,10 @@ def evaluated(prepared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def test_evaluation_report_numbers_examples_and_new_tables(
-    evaluated: Path, prepared_dir: Path
+    evaluated: Path, prepared_dir: Path, report_page: ReadReport
 ) -> None:
     text = (evaluated / "report.html").read_text()
-    page = Page(text)
+    page = report_page(text)
     assert page.tables["per_image.csv"] == io.read_csv(evaluated / "per_image.csv")
     assert page.tables["confusion_matrix.csv"] == io.read_csv(evaluated / "confusion_matrix.csv")
     assert page.tables["per_fold.csv"] == [{"fold": "0", "iou": "0.5"}]  # shown without a template
@@ -401,3 +336,13 @@ def test_reports_open_in_a_real_browser_and_request_nothing(
     assert open_in_browser(leaky, tmp_path / "leaky.png", (200, 200)) == [
         "https://example.invalid/a.png"
     ]
+
+
+def test_every_template_ships_in_the_wheel() -> None:
+    """pyproject's package-data names every template, so an installed neuroseg renders too."""
+    root = Path(__file__).resolve().parents[1]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = data["package-data"]["neuroseg.report"]
+    templates = root / "neuroseg" / "report" / "templates"
+    names = [p.relative_to(templates.parent).as_posix() for p in templates.iterdir()]
+    assert names and all(any(fnmatch.fnmatch(n, pat) for pat in patterns) for n in names)

@@ -30,7 +30,7 @@ from neuroseg.report.tables import Row, Table, csv_table, other_tables, records_
 from neuroseg.report.thumbnails import analysis_thumbnail
 
 # Tables the page shows in their own sections; every other CSV of the run follows them.
-SHOWN = ("conclusions.csv", "per_image.csv", "grids.csv")
+ANALYSIS_TABLES = ("conclusions.csv", "per_image.csv", "grids.csv")
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def image_cards(per_image: Table, thumbnails: dict[str, np.ndarray]) -> list[dic
     ]
 
 
-def group_figures(figures: dict[str, list[Path]]) -> list[dict[str, object]]:
+def group_plot_uris(figures: dict[str, list[Path]]) -> list[dict[str, object]]:
     """Each group's histogram and rose as data URIs, groups sorted by name."""
     return [
         {"name": group, "figures": [file_uri(path) for path in paths]}
@@ -120,13 +120,13 @@ def write_analysis_report(
         "significance": significance_rule(settings.stats.alpha),
         "warnings": unit_warnings(findings.claims) + findings.notes,
         "panel": [file_uri(p) for p in findings.figures.get("", [])],
-        "groups": group_figures(findings.figures),
+        "groups": group_plot_uris(findings.figures),
         "group_table": records_table("Per condition: description, not tests", findings.groups),
         "grids": csv_table(output / "grids.csv", "Grid detection per condition", limit),
         "conclusions": conclusions,
         "per_image": per_image,
         "cards": image_cards(per_image, findings.thumbnails),
-        "more": other_tables(output, SHOWN, limit),
+        "more": other_tables(output, ANALYSIS_TABLES, limit),
         "near_axis_deg": settings.summary.near_axis_deg,
         "colors": settings.report.colors,
         "provenance": provenance([run, settings], findings.inputs),

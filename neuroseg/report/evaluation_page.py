@@ -18,7 +18,7 @@ from neuroseg.report.tables import Row, Table, csv_table, other_tables
 from neuroseg.task import Task
 
 # Tables the page shows in their own sections; every other CSV of the run follows them.
-SHOWN = ("summary.csv", "per_image.csv", "confusion_matrix.csv")
+EVALUATION_TABLES = ("summary.csv", "per_image.csv", "confusion_matrix.csv")
 
 
 def image_score(row: Row, metric: str, class_names: Sequence[str]) -> float | None:
@@ -33,10 +33,11 @@ def ranked_examples(
     rows: Sequence[Row], metric: str, class_names: Sequence[str], count: int
 ) -> tuple[list[tuple[Row, float]], list[tuple[Row, float]]]:
     """(worst, best): up to `count` rows each, by `image_score`, worst first and best first;
-    no image is in both, so a small split shows each image once."""
+    no image is in both: a split of fewer than 2 x `count` images is shared out, the lower
+    half (the middle one included) as worst."""
     scored = [(row, image_score(row, metric, class_names)) for row in rows]
     ranked = sorted(((r, s) for r, s in scored if s is not None), key=lambda item: item[1])
-    worst = ranked[:count]
+    worst = ranked[: min(count, math.ceil(len(ranked) / 2))]
     best = ranked[max(len(worst), len(ranked) - count) :][::-1]
     return worst, best
 
@@ -104,7 +105,7 @@ def write_evaluation_report(
         "best": example_cards(output, best, style.thumbnail_px),
         "per_image": per_image,
         "confusion": csv_table(output / "confusion_matrix.csv", "Confusion matrix", limit),
-        "more": other_tables(output, SHOWN, limit),
+        "more": other_tables(output, EVALUATION_TABLES, limit),
         "overlay": inference.overlay,
         "provenance": provenance(
             [inference, evaluation], evaluation_inputs(inference, evaluation, task)

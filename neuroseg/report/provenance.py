@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from hydra.core.hydra_config import HydraConfig
 
 # Distributions whose version changes what a run computes or draws.
 DISTRIBUTIONS = (
@@ -58,9 +59,9 @@ def versions() -> dict[str, str]:
 
 
 def source_commit() -> str:
-    """The git commit of neuroseg's source tree ('+ local changes' when dirty); "" when the
-    package is not a git checkout (an installed wheel) or git is missing."""
-    here = Path(__file__).resolve().parent
+    """The git commit of neuroseg's source tree ('+ local changes' when the package's files
+    differ from it); "" when the package is not a git checkout (a wheel) or git is missing."""
+    here = Path(__file__).resolve().parents[1]  # neuroseg/
     try:
         head = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"],
@@ -84,14 +85,14 @@ def file_digest(path: Path) -> InputFile:
     return InputFile(str(path), Path(path).stat().st_size, digest.hexdigest())
 
 
-def plain(value: object) -> object:
+def yaml_ready(value: object) -> object:
     """Settings as YAML-safe values: dataclasses as dicts, paths as strings, tuples as lists."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: yaml_ready(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
+        return {str(key): yaml_ready(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
+        return [yaml_ready(item) for item in value]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -99,8 +100,6 @@ def plain(value: object) -> object:
 
 def command_line() -> str:
     """`python -m neuroseg.<tool> <overrides>` of the Hydra run underway; "" outside one."""
-    from hydra.core.hydra_config import HydraConfig
-
     if not HydraConfig.initialized():
         return ""
     hydra = HydraConfig.get()
@@ -112,7 +111,7 @@ def provenance(sections: Iterable[object], inputs: Iterable[Path]) -> Provenance
     are the command's config keys (so the YAML reads like conf/<command>.yaml)."""
     config: dict[str, object] = {}
     for section in sections:
-        config |= plain(section)  # type: ignore[arg-type]
+        config |= yaml_ready(section)  # type: ignore[arg-type]
     text = yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
     now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     files = [file_digest(path) for path in dict.fromkeys(Path(p) for p in inputs)]

@@ -35,7 +35,7 @@ def padded(array: np.ndarray, factor: int) -> np.ndarray:
     return np.pad(array, pad, mode="edge")
 
 
-def display_gray(image: np.ndarray, factor: int) -> np.ndarray:
+def stretched_gray(image: np.ndarray, factor: int) -> np.ndarray:
     """(h, w) uint8: `image` (H, W) or (H, W, 3), any dtype, block-averaged by `factor` and
     stretched between STRETCH_PERCENTILES."""
     gray = to_gray(image) if image.ndim == 3 else image
@@ -95,7 +95,7 @@ def analysis_thumbnail(
     boundary ((H, W) bool, where pillars are) drawn over it."""
     factor = shrink_factor(image.shape, settings.thumbnail_px)
     colors = settings.colors
-    gray = display_gray(image, factor)
+    gray = stretched_gray(image, factor)
     classes = shrink_classes(mask, axon_value, factor)
     rgb = overlay(gray, classes, (colors.neurons, colors.axons), settings.tint_alpha)
     if grid_angle_deg is not None:
