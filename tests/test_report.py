@@ -33,7 +33,12 @@ from neuroseg.report.evaluation_page import ranked_examples, write_evaluation_re
 from neuroseg.report.provenance import file_digest, yaml_ready
 from neuroseg.report.settings import ReportSettings
 from neuroseg.report.tables import csv_table
-from neuroseg.report.thumbnails import axis_lines, shrink_classes, stretched_gray
+from neuroseg.report.thumbnails import (
+    analysis_thumbnail,
+    axis_lines,
+    shrink_classes,
+    stretched_gray,
+)
 from neuroseg.task import get_task
 
 IN_CI = os.environ.get("CI") == "true"
@@ -346,3 +351,21 @@ def test_every_template_ships_in_the_wheel() -> None:
     templates = root / "neuroseg" / "report" / "templates"
     names = [p.relative_to(templates.parent).as_posix() for p in templates.iterdir()]
     assert names and all(any(fnmatch.fnmatch(n, pat) for pat in patterns) for n in names)
+
+
+def test_thumbnail_draws_axons_lattice_and_grid_map_boundary() -> None:
+    settings = compose_report_settings()
+    image = np.full((128, 192), 100, np.uint8)
+    image[:, ::2] = 140  # some texture to stretch
+    mask = np.zeros((128, 192), np.uint8)
+    mask[60:62, 10:180] = 2  # a horizontal axon
+    grid_map = np.zeros((128, 192), bool)
+    grid_map[:, :96] = True  # pillars on the left half only
+    plain_rgb = analysis_thumbnail(image, mask, None, settings, axon_value=2)
+    drawn = analysis_thumbnail(image, mask, 30.0, settings, axon_value=2, grid_map=grid_map)
+    assert drawn.shape == plain_rgb.shape == (128, 192, 3)  # already within thumbnail_px
+    axon = plain_rgb[60, 100].astype(int)
+    assert axon[0] > axon[1] + 50  # tinted red
+    boundary = np.all(drawn == settings.colors.grid_map, axis=-1)
+    assert boundary[:, 95].mean() > 0.9 and boundary[:, 100:].sum() == 0  # the map's edge
+    assert (drawn != plain_rgb).any(axis=-1).sum() > boundary.sum() + 300  # and lattice lines

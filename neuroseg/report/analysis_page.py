@@ -23,10 +23,11 @@ from neuroseg.analysis.stats import (
     significance_rule,
     unit_warnings,
 )
+from neuroseg.io import read_csv
 from neuroseg.report.html import REPORT_NAME, array_png, file_uri, png_uri, render, write_page
 from neuroseg.report.provenance import provenance
 from neuroseg.report.settings import ReportSettings
-from neuroseg.report.tables import Row, Table, csv_table, other_tables, records_table
+from neuroseg.report.tables import Row, csv_table, other_tables, records_table
 from neuroseg.report.thumbnails import analysis_thumbnail
 
 # Tables the page shows in their own sections; every other CSV of the run follows them.
@@ -79,7 +80,7 @@ def question_blocks(
     return blocks
 
 
-def image_cards(per_image: Table, thumbnails: dict[str, np.ndarray]) -> list[dict[str, object]]:
+def image_cards(rows: Sequence[Row], thumbnails: dict[str, np.ndarray]) -> list[dict[str, object]]:
     """One card per row of per_image.csv: the row and its thumbnail (None if not drawn)."""
     return [
         {
@@ -89,7 +90,7 @@ def image_cards(per_image: Table, thumbnails: dict[str, np.ndarray]) -> list[dic
             else None,
             "left_out": row.get("included", "True") == "False",
         }
-        for row in per_image.rows
+        for row in rows
     ]
 
 
@@ -125,10 +126,11 @@ def write_analysis_report(
         "grids": csv_table(output / "grids.csv", "Grid detection per condition", limit),
         "conclusions": conclusions,
         "per_image": per_image,
-        "cards": image_cards(per_image, findings.thumbnails),
+        "cards": image_cards(read_csv(output / "per_image.csv"), findings.thumbnails),
         "more": other_tables(output, ANALYSIS_TABLES, limit),
         "near_axis_deg": settings.summary.near_axis_deg,
         "colors": settings.report.colors,
+        "grid_maps": False,  # no grid map is drawn yet
         "provenance": provenance([run, settings], findings.inputs),
     }
     path = output / REPORT_NAME
