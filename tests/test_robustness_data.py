@@ -341,7 +341,9 @@ def test_prepare_workers_and_resource_tracker_exit_after_kill_9(
 ) -> None:
     parent = start_prepare(big_raw, tmp_path / "out", "workers=2")
     wait_for(lambda: len(children_of(parent.pid)) >= 3)  # two workers and the resource tracker
-    time.sleep(0.5)
+    # A spawned worker arms its exit-with-parent signal only once it has imported everything;
+    # on a loaded machine that takes seconds. Kill once the workers write tiles, i.e. are armed.
+    wait_for(lambda: any(tmp_path.glob(".out.tmp-*/*/images/*.tif")))
     children = children_of(parent.pid)
     kill_9(parent)
     end = time.monotonic() + 15
