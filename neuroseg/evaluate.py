@@ -20,7 +20,9 @@ from neuroseg.inference.settings import inference_settings
 @command("evaluate")
 def main(cfg: DictConfig) -> float:
     """Entry point; returns the mean over images of per-image IoU so a sweep can optimise it."""
-    return evaluate(cfg)[f"{cfg.split}/image_iou"]
+    metrics = evaluate(cfg)
+    print(f"tables, masks and overlays in {cfg.output}; on one page: {cfg.output}/report.html")
+    return metrics[f"{cfg.split}/image_iou"]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -132,10 +132,9 @@ def evaluate_checkpoint(
     metrics = split_metrics(split, summary, scores.matrix, task.class_names)
     table = format_table(summary)
     log_tensorboard(output, split, metrics, table)
-    page = write_evaluation_report(inference, evaluation, task, metrics | {"threshold": threshold})
+    write_evaluation_report(inference, evaluation, task, metrics | {"threshold": threshold})
     print(f"{split}: {len(scores.image_rows)} images, {len(scores.tile_rows)} tiles, ", end="")
     print(f"threshold {threshold:.3f}\n{table}")
     pooled = ", ".join(f"{name} {metrics[f'{split}/iou_{name}']:.4f}" for name in task.foreground)
     print(f"{split} IoU pooled over all pixels: {pooled}")
-    print(f"tables, masks and overlays in {output}; all of it on one page: {page}")
     return metrics | {"threshold": threshold}
