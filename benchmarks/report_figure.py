@@ -93,7 +93,7 @@ def main() -> None:
     # the thumbnails start where the lattice colour first shows; the tables above them lead in
     lattice = np.all(np.abs(drawn.astype(int) - (0, 230, 255)) < 60, axis=-1).any(axis=1)
     first = int(np.argmax(lattice)) if lattice.any() else drawn.shape[0] - 1200
-    for name, top in (("report.png", 0), ("report-images.png", max(0, first - 500))):
+    for name, top in (("report.png", 0), ("report-images.png", max(0, first - 650))):
         shot = ROOT / "docs" / name
         Image.fromarray(drawn[top : top + 1400]).save(shot, optimize=True)
         print(f"wrote {shot} ({shot.stat().st_size / 1024:.0f} KB)")

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from hydra import compose, initialize
+from omegaconf import DictConfig
 from PIL import Image
 
 from benchmarks.report_figure import find_browser, open_in_browser
@@ -50,7 +51,8 @@ PNG_URI = "data:image/png;base64,"
 ReadReport = Callable[[str], Any]  # conftest's report_page: a page's tables, claims and cards
 
 
-def compose_config(name: str, overrides: list[str]):
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """A shipped primary config with overrides, as its entry point would see it."""
     with initialize(version_base="1.3", config_path="../conf"):
         return compose(name, overrides=overrides)
 
