@@ -16,7 +16,7 @@ from neuroseg.cli import command
 def main(cfg: DictConfig) -> None:
     output = run_analysis(*analyze_settings(cfg))
     print((output / "summary.txt").read_text())
-    print(f"tables and plots in {output}")
+    print(f"tables and plots in {output}; all of it on one page: {output / 'report.html'}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
     python -m neuroseg.evaluate ckpt_path=model.ckpt [split=test] [tune_threshold=true]
 
 Writes per_image.csv, per_tile.csv, summary.csv, confusion_matrix.csv, masks/<image_id>.png,
-overlays/<image_id>.png and TensorBoard scalars + a text table into the run folder
-(neuroseg/evaluation/evaluator.py).
+overlays/<image_id>.png, report.html (all of it on one page) and TensorBoard scalars + a text
+table into the run folder (neuroseg/evaluation/evaluator.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from neuroseg.inference.settings import inference_settings
 @command("evaluate")
 def main(cfg: DictConfig) -> float:
     """Entry point; returns the mean over images of per-image IoU so a sweep can optimise it."""
-    return evaluate(cfg)[f"{cfg.split}/image_iou"]
+    metrics = evaluate(cfg)
+    print(f"tables, masks and overlays in {cfg.output}; on one page: {cfg.output}/report.html")
+    return metrics[f"{cfg.split}/image_iou"]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,7 +170,10 @@ def test_reassembled_tiles_equal_the_source(prepared_dir: Path, raw_dir: Path) -
 
 
 def test_evaluate_matches_numpy_from_written_masks(
-    prepared_dir: Path, tmp_path: Path, write_legacy_checkpoint: LegacyWriter
+    prepared_dir: Path,
+    tmp_path: Path,
+    write_legacy_checkpoint: LegacyWriter,
+    report_page: Callable[[str], Any],
 ) -> None:
     """Original 3-class checkpoint; every written number is recomputed from the written masks."""
     ckpt = write_legacy_checkpoint(centred_unet(3, prepared_dir), tmp_path / "unet11_axons.pth")
@@ -224,6 +228,12 @@ def test_evaluate_matches_numpy_from_written_masks(
     summary = read_csv(out / "summary.csv")
     assert {row["class"] for row in summary} == {"neurons", "axons"}
     assert {row["level"] for row in summary} == {"image", "tile"}
+    page = report_page((out / "report.html").read_text())  # the same numbers, on one page
+    assert page.tables["per_image.csv"] == per_image
+    assert sorted(map(str, page.tables["summary.csv"])) == sorted(map(str, summary))
+    pooled = {r["metric"]: r["value"] for r in page.tables["Pooled over every pixel of the split"]}
+    assert float(pooled["iou_axons"]) == pytest.approx(metrics["test/iou_axons"], rel=1e-3)
+    assert {card["image"] for card in page.cards} == test_ids  # 2 images: one worst, one best
 
 
 def test_tuned_threshold_is_written_and_used(
@@ -373,9 +383,11 @@ def test_one_pass_tuning_equals_tuning_then_scoring(
         "confusion_matrix.csv",
         "masks",
         "overlays",
+        "report.html",
     }
-    for name in names:
-        assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    for name in names:  # the report records each run's own settings and time
+        if name != Path("report.html"):
+            assert (one / name).read_bytes() == (two / name).read_bytes(), name
     assert read_image(one / next(p for p in names if p.parts[0] == "masks")).any()
 
 

@@ -8,7 +8,7 @@ against the image x axis as if it were a flat plate.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -165,7 +165,14 @@ def segment_rows(
     ]  # fmt: skip
 
 
-def measure_all(sources: Iterable[ImageSource], settings: AnalysisSettings) -> list[ImageResult]:
+# Called with each image, its mask and its final result while both are in memory (the report
+# draws its thumbnails so, without reading every image twice).
+ImageViewer = Callable[[ImageSource, np.ndarray, np.ndarray, ImageResult], None]
+
+
+def measure_all(
+    sources: Iterable[ImageSource], settings: AnalysisSettings, view: ImageViewer | None = None
+) -> list[ImageResult]:
     """Measure every image; byte-identical repeats are marked and keep no arrays for the stats."""
     results, seen = [], {}
     for source in sources:
@@ -177,6 +184,8 @@ def measure_all(sources: Iterable[ImageSource], settings: AnalysisSettings) -> l
             row = {**result.row, "duplicate_of": first, "note": note, "included": False}
             row["excluded_reason"] = f"duplicate of {first}"
             result = ImageResult(row, [], {})
+        if view is not None:
+            view(source, image, mask, result)
         results.append(result)
     return results
 

@@ -2,7 +2,8 @@
 
 Per image: the pillar grid's angle from the original, the axons' directions from the mask, and
 their alignment C. Per group: rose plots; every claim (aligned, differs from the flat plate, the
-2 x 2 effects) tested on per-image (or per-plate) C by permutation: conclusions.csv.
+2 x 2 effects) tested on per-image (or per-plate) C by permutation: conclusions.csv. All of it
+on one page: report.html (neuroseg/report/).
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ from neuroseg.analysis.measure import (
 from neuroseg.analysis.plates import assign_plates, read_plates
 from neuroseg.analysis.settings import AnalysisRun, AnalysisSettings
 from neuroseg.analysis.sources import find_sources
-from neuroseg.analysis.stats import STATS_COLUMNS, stats_rows, summary_text
+from neuroseg.analysis.stats import STATS_COLUMNS, GroupSummary, stats_rows, summary_text
+from neuroseg.report.analysis_page import (
+    AnalysisFindings,
+    thumbnail_viewer,
+    write_analysis_report,
+)
 from neuroseg.runtime import progress_bar
 
 # Per group: every (non-duplicate) image's arrays concatenated (see measure.pool).
@@ -41,7 +47,8 @@ def run_analysis(settings: AnalysisSettings, run: AnalysisRun) -> Path:
     plate_table = read_plates(run.plate_table) if run.plate_table else None  # fails early
     sources, unused = find_sources(Path(run.images), run.mask_dir, run.group_by)
     images = progress_bar(sources, "images", "image", enabled=run.progress)
-    results = measure_all(images, settings)
+    view, thumbnails = thumbnail_viewer(settings.report, settings.axons.axon_value)
+    results = measure_all(images, settings, view)
     groups = pool(results)
     # every image but duplicates: excluded ones (no grid found) are counted, not tested
     records = [image_record(r.row) for r in results if not r.row["duplicate_of"]]
@@ -56,8 +63,14 @@ def run_analysis(settings: AnalysisSettings, run: AnalysisRun) -> Path:
     notes = grid_notes(rows, detection, design)
     notes += run_notes(rows, unused, settings.axons.axon_value)
     write_tables(output, results, detection, claims)
-    write_summary(output / "summary.txt", settings, groups, claims, notes)
-    write_plots(output, groups, settings)
+    near_axis_deg = settings.summary.near_axis_deg
+    summaries = [describe_pool(g, a, near_axis_deg) for g, a in groups.items()]
+    write_summary(output / "summary.txt", settings, summaries, claims, notes)
+    figures = write_plots(output, groups, settings)
+    inputs = [path for s in sources for path in (s.image, s.mask)]
+    inputs += [run.plate_table] if run.plate_table else []
+    findings = AnalysisFindings(claims, summaries, notes, figures, thumbnails, inputs)
+    write_analysis_report(output, settings, run, findings)
     return output
 
 
@@ -77,25 +90,32 @@ def write_tables(
 
 
 def write_summary(
-    path: Path, settings: AnalysisSettings, groups: Pools, claims: list[Claim], notes: list[str]
+    path: Path,
+    settings: AnalysisSettings,
+    summaries: list[GroupSummary],
+    claims: list[Claim],
+    notes: list[str],
 ) -> None:
     """summary.txt: the claims in plain words, each group described, the run's notes."""
-    near_axis_deg = settings.summary.near_axis_deg
-    summaries = [describe_pool(g, a, near_axis_deg) for g, a in groups.items()]
-    stats = settings.stats
+    stats, near_axis_deg = settings.stats, settings.summary.near_axis_deg
     text = summary_text(summaries, claims, stats.alpha, stats.confidence, near_axis_deg, notes)
     with io.atomic_path(path) as tmp:
         tmp.write_text(text)
 
 
-def write_plots(output: Path, groups: Pools, settings: AnalysisSettings) -> None:
-    """hist_<group>.png and rose_<group>.png per group, and rose_by_group.png side by side."""
+def write_plots(output: Path, groups: Pools, settings: AnalysisSettings) -> dict[str, list[Path]]:
+    """hist_<group>.png and rose_<group>.png per group, and rose_by_group.png side by side;
+    returns {group: [hist, rose]} with the panel under ""."""
     bins, dpi = settings.plots.bins, settings.plots.dpi
-    for g, a in groups.items():
-        plots.group_figures(output, g, a["pixel_offsets"], a["pixel_weights"], bins, dpi)
+    figures = {
+        g: plots.group_figures(output, g, a["pixel_offsets"], a["pixel_weights"], bins, dpi)
+        for g, a in groups.items()
+    }
     directions = {g: (a["pixel_offsets"], a["pixel_weights"]) for g, a in groups.items()}
     titles = {g: rose_title(g, a["grid_found"]) for g, a in groups.items()}
-    plots.save(plots.rose_panel(directions, bins, titles), output / "rose_by_group.png", dpi)
+    panel = output / "rose_by_group.png"
+    plots.save(plots.rose_panel(directions, bins, titles), panel, dpi)
+    return {"": [panel], **figures}
 
 
 def rose_title(group: str, grid_found: np.ndarray) -> str:

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from neuroseg.analysis.resampling import ALTERNATIVES
 from neuroseg.configs import SCHEMA_TYPE, schema, settings
 from neuroseg.errors import UsageError
+from neuroseg.report.settings import ReportSettings
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class Condition:
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """Everything the measurement, the claims, the summary and the plots are told.
+    """Everything the measurement, the claims, the summary, the plots and the report are told.
 
     conditions is the plate design ({} for none); palette reads painted label copies (RGB masks)
     with data/labels.py's class_mask.
@@ -106,6 +107,7 @@ class AnalysisSettings:
     no_grid_reference_deg: float
     # typed by conf/palette's own schema (neuroseg.data.settings); any mapping of its keys here
     palette: dict[str, Any] = field(metadata={SCHEMA_TYPE: Any})
+    report: ReportSettings  # report.html (conf/report/)
 
     @property
     def design(self) -> dict[str, Condition]:

@@ -7,6 +7,7 @@ often a direction, so every test lives in conclusions.py with the image (or plat
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -102,8 +103,10 @@ def format_p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
 
-def claim_line(claim: Claim, confidence: float) -> str:
-    """Effect and interval first, then the direction in plain words, then p and the count."""
+def claim_words(claim: Claim, confidence: float) -> tuple[str, str]:
+    """(sentence, detail): effect and interval first, then the direction in plain words; the
+    detail gives p, the count and the test ("" when not tested). summary.txt and report.html
+    both say a claim in these words."""
     head = {
         "aligned": f"{claim.group}: mean C",
         "differs": f"{claim.group} - {claim.reference}: difference in mean C",
@@ -113,7 +116,7 @@ def claim_line(claim: Claim, confidence: float) -> str:
         f" ({claim.n_images} images)" if claim.unit == "plate" else ""
     )
     if claim.effect is None or claim.p_value is None:
-        return f"{head} not tested: {count}, too few"
+        return f"{head} not tested: {count}, too few", ""
     ci = f"{confidence:.0%} CI {fmt_ci(claim.ci)}"
     toward = "toward the axes" if claim.effect > 0 else "toward the diagonals"
     if not claim.significant:
@@ -129,7 +132,13 @@ def claim_line(claim: Claim, confidence: float) -> str:
         words = f"C is {'higher' if claim.effect > 0 else 'lower'} at {first} ({toward})"
     p = format_p(claim.p_adjusted if claim.p_adjusted is not None else claim.p_value)
     detail = f"Holm-adjusted {p}; {count}; {claim.test}"
-    return f"{head} {claim.effect:+.2f} ({ci}): {words}\n      {detail}"
+    return f"{head} {claim.effect:+.2f} ({ci}): {words}", detail
+
+
+def claim_line(claim: Claim, confidence: float) -> str:
+    """summary.txt's lines of one claim: its sentence, then its detail indented below it."""
+    sentence, detail = claim_words(claim, confidence)
+    return f"{sentence}\n      {detail}" if detail else sentence
 
 
 def fmt_ci(ci: tuple[float, float] | None) -> str:
@@ -137,25 +146,48 @@ def fmt_ci(ci: tuple[float, float] | None) -> str:
     return "n/a" if ci is None else f"{ci[0]:+.2f} to {ci[1]:+.2f}"
 
 
+LAB_QUESTION = "Do the nanopillar grids steer axon growth?"
+# What C is and what every claim counts, as summary.txt's lines (report.html joins them).
+ALIGNMENT_INDEX = (
+    "Per image, alignment C = length-weighted mean of cos 4 (axon direction - grid axis):",
+    "+1 = all axons along the grid axes, -1 = all along the diagonals, 0 = no preference.",
+    "Images without a detected grid (flat plates) are measured against a fixed axis (the",
+    "image x axis unless no_grid_reference_deg says otherwise). Every claim below counts",
+    "images (or plates), never axon segments: axons of one image share a culture.",
+)
+# The plain question each family of claims answers, in the summary's order.
+QUESTIONS = {
+    "aligned": "Are axons aligned with the grid? (mean C per group; sign-flip test)",
+    "differs": "Does each grid differ from the flat plate? (difference in mean C; permutation)",
+    "design": "What do pillar height and spacing do? (2 x 2 on the grid plates; permutation)",
+}
+
+
+def unit_warnings(claims: Sequence[Claim]) -> list[str]:
+    """Caveats about the unit of the claims, one string each (summary.txt wraps them)."""
+    if any(c.unit == "image" for c in claims):
+        return [
+            "Images of one plate may not be independent (one culture): with a plate table "
+            "(plates=<csv with columns image,plate>) the plate becomes the unit."
+        ]
+    return []
+
+
+def significance_rule(alpha: float) -> str:
+    """What 'significant' means in every claim's words."""
+    return f"Significant: Holm-adjusted p <= {alpha:g} within each question above."
+
+
 def claims_text(claims: Sequence[Claim], alpha: float, confidence: float) -> list[str]:
     """The summary's claims, by family, each under a plain question."""
-    titles = {
-        "aligned": "Are axons aligned with the grid? (mean C per group; sign-flip test)",
-        "differs": "Does each grid differ from the flat plate? (difference in mean C; permutation)",
-        "design": "What do pillar height and spacing do? (2 x 2 on the grid plates; permutation)",
-    }
     lines = []
-    for family, title in titles.items():
+    for family, title in QUESTIONS.items():
         members = [c for c in claims if c.family == family]
         if members:
             lines += ["", title] + [f"  {claim_line(c, confidence)}" for c in members]
-    if any(c.unit == "image" for c in claims):
-        lines += [
-            "",
-            "Images of one plate may not be independent (one culture): with a plate table",
-            "(plates=<csv with columns image,plate>) the plate becomes the unit.",
-        ]
-    lines += ["", f"Significant: Holm-adjusted p <= {alpha:g} within each question above."]
+    for warning in unit_warnings(claims):
+        lines += ["", *textwrap.wrap(warning, 80)]
+    lines += ["", significance_rule(alpha)]
     return lines
 
 
@@ -169,15 +201,7 @@ def summary_text(
 ) -> str:
     """Plain-language report: the claims (effect, interval, direction) first, then description."""
     random_share = near_axis_deg / 45.0
-    lines = [
-        "Do the nanopillar grids steer axon growth?",
-        "",
-        "Per image, alignment C = length-weighted mean of cos 4 (axon direction - grid axis):",
-        "+1 = all axons along the grid axes, -1 = all along the diagonals, 0 = no preference.",
-        "Images without a detected grid (flat plates) are measured against a fixed axis (the",
-        "image x axis unless no_grid_reference_deg says otherwise). Every claim below counts",
-        "images (or plates), never axon segments: axons of one image share a culture.",
-    ]
+    lines = [LAB_QUESTION, "", *ALIGNMENT_INDEX]
     lines += claims_text(claims, alpha, confidence)
     lines += [
         "",

@@ -29,6 +29,7 @@ from neuroseg.inference.predictor import load_settings_model
 from neuroseg.inference.settings import InferenceSettings, OverlaySettings
 from neuroseg.io import write_csv, write_json, write_png
 from neuroseg.models.checkpoint import threshold_path
+from neuroseg.report.evaluation_page import write_evaluation_report
 from neuroseg.runtime import progress_bar, set_threads
 from neuroseg.task import Task
 
@@ -131,6 +132,7 @@ def evaluate_checkpoint(
     metrics = split_metrics(split, summary, scores.matrix, task.class_names)
     table = format_table(summary)
     log_tensorboard(output, split, metrics, table)
+    write_evaluation_report(inference, evaluation, task, metrics | {"threshold": threshold})
     print(f"{split}: {len(scores.image_rows)} images, {len(scores.tile_rows)} tiles, ", end="")
     print(f"threshold {threshold:.3f}\n{table}")
     pooled = ", ".join(f"{name} {metrics[f'{split}/iou_{name}']:.4f}" for name in task.foreground)

@@ -8,8 +8,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from neuroseg.configs import settings
 from neuroseg.evaluation.threshold import ThresholdGrid
 from neuroseg.inference.settings import typed_node
+from neuroseg.report.settings import ReportSettings
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,7 @@ class EvaluationSettings:
 
     data_dir: Path
     output: Path
+    report: ReportSettings  # report.html (conf/report/)
     split: str = "test"
     tune_threshold: bool = False
     threshold_grid: ThresholdGrid = field(default_factory=ThresholdGrid)
@@ -31,6 +34,7 @@ def evaluation_settings(cfg: DictConfig) -> EvaluationSettings:
     return EvaluationSettings(
         data_dir=Path(cfg.data_dir),
         output=Path(cfg.output),
+        report=settings(ReportSettings, cfg.report),
         split=str(cfg.split),
         tune_threshold=bool(cfg.tune_threshold),
         threshold_grid=OmegaConf.to_object(typed.threshold_grid),  # type: ignore[arg-type]
