@@ -4,20 +4,25 @@ Run from the repo root:
   python -m benchmarks.end_to_end            # CPU minutes: 4 images/condition, 384x512, 12 epochs
   python -m benchmarks.end_to_end --quick    # a smoke run for the test (192x256, 1 epoch)
   python -m benchmarks.end_to_end --full     # GPU: 9 images/condition at 1536x2048, 100 epochs
+  ... --style clean                          # the clean sample world (0.2 um/px) instead
 Writes benchmarks/results/end_to_end.json (--out to change).
 
-The axons model (task=axons) is trained on the sample tree's train split; its test originals are
-segmented with `neuroseg.predict`, then `neuroseg.analyze` runs on the predicted masks and on the
-hand-painted labels of the same images, with the plate design (pixel size, conditions) on. Per
-image the alignment C of predicted vs hand masks gives Pearson r and the mean bias; per claim
-(conclusions.csv where the analysis writes it, else the per-group mean C's sign) whether both
-say the same. Grid plates without any axons, segmented the same way, show what the model draws
-on pillars alone: any axon it predicts there should not run along the pillar rows.
+The sample tree is the lab style by default (docs/sample-data.md: the lab's scale, clutter,
+dense thin axons, labels painted as sparse thick strokes, the full thin truth beside them). The
+axons model (task=axons) is trained on the tree's train split; its test originals are segmented
+with `neuroseg.predict`, then `neuroseg.analyze` runs on the predicted masks, on the hand-painted
+labels and (lab style) on the full truth of the same images, with the plate design (pixel size,
+conditions) on. Per image the alignment C of predicted vs hand (and vs truth) masks gives
+Pearson r and the mean bias; per claim (conclusions.csv where the analysis writes it, else the
+per-group mean C's sign) whether both say the same. Grid plates without any axons, segmented the
+same way, show what the model draws on pillars alone: any axon it predicts there should not run
+along the pillar rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -32,11 +37,14 @@ from neuroseg import io
 from neuroseg.analysis.orientation import alignment_index, measure_axons
 from neuroseg.analysis.report import run_analysis
 from neuroseg.analysis.settings import analyze_settings
+from neuroseg.data.lab_image import make_lab_image
+from neuroseg.data.lab_settings import LabStyle
 from neuroseg.data.sample import ensure_sample
 from neuroseg.data.sample_image import illumination, lattice, place_cells, rasterize_cells
 from neuroseg.data.settings import read_group_file
 from neuroseg.inference import folder
 from neuroseg.inference.settings import inference_settings, prediction_settings
+from neuroseg.synth import lab_style, synth_config
 from neuroseg.train import train
 
 SIZES = {  # per_condition, source (H, W), crop (H, W), epochs, accelerator
@@ -44,7 +52,17 @@ SIZES = {  # per_condition, source (H, W), crop (H, W), epochs, accelerator
     "default": (4, (384, 512), (192, 256), 12, "cpu"),
     "full": (9, (1536, 2048), (512, 768), 100, "gpu"),
 }
-PIXEL_SIZE_UM = 0.2  # the sample generator's
+CLEAN_PIXEL_SIZE_UM = 0.2  # the clean sample generator's (conf/synth.yaml pixel_size_um)
+
+
+def world(style: str) -> LabStyle | None:
+    """The lab style's settings (conf/synth.yaml lab:) for style "lab", None for "clean"."""
+    return lab_style(synth_config(["style=lab"])) if style == "lab" else None
+
+
+def pixel_size_um(lab: LabStyle | None) -> float:
+    """The pixel size the sample tree was drawn at."""
+    return CLEAN_PIXEL_SIZE_UM if lab is None else lab.pixel_size_um
 
 
 def compose_entry(name: str, overrides: list[str]) -> DictConfig:
@@ -53,10 +71,15 @@ def compose_entry(name: str, overrides: list[str]) -> DictConfig:
         return compose(name, overrides=overrides)
 
 
-def prepared_sample(work: Path, per_condition: int, hw: tuple[int, int], seed: int) -> Path:
-    """The sample raw tree prepared into whole-image tiles (1x1), made once and reused."""
+def prepared_sample(
+    work: Path, per_condition: int, hw: tuple[int, int], seed: int, lab: LabStyle | None = None
+) -> Path:
+    """The sample raw tree (lab style with `lab`, else clean) prepared into whole-image tiles
+    (1x1), made once and reused."""
     synth = {"per_condition": per_condition, "height": hw[0], "width": hw[1]}
     synth |= {"seed": seed, "duplicates": 0}
+    if lab is not None:
+        synth |= {"style": "lab", "lab": lab}
     palette = OmegaConf.to_container(read_group_file(CONF_DIR / "palette" / "qlab.yaml"))
     prepare = {"fractions": {"train": 0.6, "val": 0.2, "test": 0.2}, "seed": 42}
     prepare |= {"rows": 1, "cols": 1, "palette": palette, "workers": 1}
@@ -113,10 +136,10 @@ def predict_folder(ckpt: Path, images: Path, out: Path, hw: tuple[int, int], dev
     return out
 
 
-def analyze_masks(images: Path, masks: Path, out: Path) -> Path:
+def analyze_masks(images: Path, masks: Path, out: Path, pixel_size: float) -> Path:
     """`neuroseg.analyze` with the sample's pixel size, so the plate design is used."""
     overrides = [f"images={images}", f"masks={masks}", f"output={out}"]
-    cfg = compose_entry("analyze", [*overrides, f"pixel_size_um={PIXEL_SIZE_UM}"])
+    cfg = compose_entry("analyze", [*overrides, f"pixel_size_um={pixel_size}"])
     return run_analysis(*analyze_settings(cfg))
 
 
@@ -173,14 +196,33 @@ def group_signs(folder: Path) -> dict[str, str]:
     return signs
 
 
+def lab_without_axons(rng: np.random.Generator, hw: tuple[int, int], condition: str,
+                      lab: LabStyle) -> tuple[np.ndarray, float]:  # fmt: skip
+    """(uint8 image, lattice angle): a lab-style field of `condition` with cells, clutter and
+    the lattice (whole) but no axon at all."""
+    none = [0.0, 0.0]
+    axons = dataclasses.replace(
+        lab.axons, mesh_per_mm2=none, per_cell=[0, 0], fascicles_per_mm2=none, bridge_share=0.0
+    )
+    lattice_look = dataclasses.replace(lab.lattice, partial_share=0.0)
+    field = make_lab_image(
+        rng, *hw, condition, dataclasses.replace(lab, axons=axons, lattice=lattice_look)
+    )
+    return field.image, field.grid_angle_deg
+
+
 def axonless_grids(ckpt: Path, work: Path, hw: tuple[int, int], n: int, device: str,
-                   seed: int) -> dict[str, object]:  # fmt: skip
+                   seed: int, lab: LabStyle | None = None) -> dict[str, object]:  # fmt: skip
     """What the model predicts as axons on `n` pillar plates per spacing without any axon."""
     rng = np.random.default_rng([seed, 99])
     images, truth = work / "axonless", {}
     for spacing_um in (2.0, 4.0):
         for index in range(n):
-            image, angle = grid_without_axons(rng, hw, spacing_um / PIXEL_SIZE_UM, 0.07)
+            if lab is None:
+                spacing_px = spacing_um / CLEAN_PIXEL_SIZE_UM
+                image, angle = grid_without_axons(rng, hw, spacing_px, 0.07)
+            else:
+                image, angle = lab_without_axons(rng, hw, f"400_{spacing_um:g}", lab)
             name = f"{spacing_um:g}um_{index}"
             io.write_tiff(images / f"{name}.tif", image)
             truth[name] = angle
@@ -199,25 +241,34 @@ def axonless_grids(ckpt: Path, work: Path, hw: tuple[int, int], n: int, device: 
     }
 
 
-def run(size: str, work: Path, seed: int, epochs: int | None) -> dict[str, object]:
-    """The whole chain at one of SIZES; returns the JSON payload's figures."""
+def run(size: str, work: Path, seed: int, epochs: int | None,
+        style: str = "lab") -> dict[str, object]:  # fmt: skip
+    """The whole chain at one of SIZES on the `style` sample world; returns the figures."""
     per_condition, hw, crop_hw, default_epochs, accelerator = SIZES[size]
     device = "cuda" if accelerator == "gpu" else "cpu"
+    lab = world(style)
+    pixel_size = pixel_size_um(lab)
     start = time.perf_counter()
-    prepared = prepared_sample(work, per_condition, hw, seed)
+    prepared = prepared_sample(work, per_condition, hw, seed, lab)
     ckpt = train_axons(prepared, work / "run", crop_hw, epochs or default_epochs, accelerator)
     trained = time.perf_counter()
     originals = test_originals(work / "raw", prepared, work / "test_originals")
     masks = predict_folder(ckpt, originals, work / "predicted", hw, device)
-    hand = analyze_masks(originals, work / "raw" / "labels_axons", work / "analysis_hand")
-    predicted = analyze_masks(originals, masks, work / "analysis_predicted")
+    raw = work / "raw"
+    hand = analyze_masks(originals, raw / "labels_axons", work / "analysis_hand", pixel_size)
+    predicted = analyze_masks(originals, masks, work / "analysis_predicted", pixel_size)
+    truth = analyze_masks(originals, raw / "truth", work / "analysis_truth", pixel_size)
+    n_axonless = max(per_condition // 2, 1)
     return {
+        "style": style, "pixel_size_um": pixel_size,
         "size": size, "per_condition": per_condition, "source_hw": list(hw),
         "epochs": epochs or default_epochs, "checkpoint": ckpt.name,
         "train_s": trained - start,
         "per_image": per_image_agreement(hand, predicted),
+        "per_image_vs_truth": per_image_agreement(truth, predicted),
         "conclusions": conclusions_agree(hand, predicted),
-        "axonless_grids": axonless_grids(ckpt, work, hw, max(per_condition // 2, 1), device, seed),
+        "conclusions_vs_truth": conclusions_agree(truth, predicted),
+        "axonless_grids": axonless_grids(ckpt, work, hw, n_axonless, device, seed, lab),
         "wall_s": time.perf_counter() - start,
     }  # fmt: skip
 
@@ -228,6 +279,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="GPU: lab size, 100 epochs")
     parser.add_argument("--epochs", type=int, help="override the size's epochs")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--style", choices=("lab", "clean"), default="lab", help="sample world")
     parser.add_argument("--work-dir", type=Path, default=Path("outputs/benchmarks/end_to_end"))
     parser.add_argument("--out", default="end_to_end", help="results name or .json path")
     args = parser.parse_args()
@@ -235,10 +287,11 @@ def main() -> None:
     work = args.work_dir / size
     if work.exists():
         shutil.rmtree(work)  # the benchmark's own scratch folder: each run starts clean
-    result = run(size, work, args.seed, args.epochs)
-    agreement = result["per_image"]
-    print(f"per-image C, predicted vs hand: r = {agreement['pearson_r']}, "
-          f"bias = {agreement['mean_bias']} over {agreement['n_compared']} images")  # fmt: skip
+    result = run(size, work, args.seed, args.epochs, args.style)
+    for key, against in (("per_image", "hand"), ("per_image_vs_truth", "truth")):
+        agreement = result[key]
+        print(f"per-image C, predicted vs {against}: r = {agreement['pearson_r']}, "
+              f"bias = {agreement['mean_bias']} over {agreement['n_compared']} images")  # fmt: skip
     print(format_table(result["conclusions"]["claims"], ["claim", "hand", "predicted", "agree"]))
     grids = result["axonless_grids"]
     print(f"grids without axons: {grids['axon_px_per_image']:.0f} px of predicted axon per image, "

@@ -167,6 +167,8 @@ def unused_masks(masks: Path, sources: list[ImageSource]) -> list[Path]:
     used = {source.mask.resolve() for source in sources}
     suffixes = MASK_SUFFIXES + LABEL_SUFFIXES
     files = (p for p in Path(masks).rglob("*") if p.suffix.lower() in suffixes)
+    if (Path(masks) / "images.csv").is_file():  # a sample tree's truth/: grid/ holds coverage
+        files = (p for p in files if not p.is_relative_to(Path(masks) / "grid"))
     # predict writes overlays and probabilities beside its masks; they are not masks.
     side_files = ("_overlay", "_probs")
     return sorted(

@@ -6,6 +6,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,11 @@ def sample_settings(synth: Mapping[str, Any], prepare: Mapping[str, Any]) -> dic
     """
     synth = full_keywords(make_dataset, synth)
     synth["paint_rgb"] = PAINT_RGB | dict(synth.get("paint_rgb") or {})
+    if synth.get("style", "clean") == "clean":  # as make_dataset records a clean tree
+        synth.pop("style", None)
+        synth.pop("lab", None)
+    elif is_dataclass(synth.get("lab")):
+        synth["lab"] = asdict(synth["lab"])
     settings = {"synth": synth, "prepare": full_keywords(prepare_dataset, prepare)}
     return json.loads(json.dumps(settings))
 

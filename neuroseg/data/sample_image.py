@@ -57,10 +57,11 @@ def condition_geometry(condition: str) -> tuple[float, float | None]:
     return float(height_nm), float(spacing_um)
 
 
-def lattice(
+def pillar_distance(
     shape: tuple[int, int], angle_deg: float, spacing_px: float, phase: np.ndarray
 ) -> np.ndarray:
-    """(H, W) float32 in about [-0.5, 1]: bright pillar dots, dark rims, on a tilted square grid."""
+    """(H, W) float32: each pixel's distance to the nearest pillar of a square lattice with axis
+    `angle_deg` and period `spacing_px`, in periods; phase (2,) shifts it, in periods."""
     theta = np.deg2rad(angle_deg)
     rows = np.arange(shape[0], dtype=np.float32)[:, None]
     cols = np.arange(shape[1], dtype=np.float32)[None, :]
@@ -69,7 +70,14 @@ def lattice(
     v = (-cols * np.sin(theta) - rows * np.cos(theta)) / spacing_px + phase[1]
     u -= np.round(u)
     v -= np.round(v)
-    dist = np.sqrt(u * u + v * v)  # distance to the nearest pillar, in spacings
+    return np.sqrt(u * u + v * v)
+
+
+def lattice(
+    shape: tuple[int, int], angle_deg: float, spacing_px: float, phase: np.ndarray
+) -> np.ndarray:
+    """(H, W) float32 in about [-0.5, 1]: bright pillar dots, dark rims, on a tilted square grid."""
+    dist = pillar_distance(shape, angle_deg, spacing_px, phase)
     return np.exp(-((dist / 0.14) ** 2) / 2) - 0.5 * np.exp(-(((dist - 0.28) / 0.06) ** 2) / 2)
 
 
